@@ -1,0 +1,121 @@
+package providers
+
+import (
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// DefaultTimeout is the per-call timeout when `timeout` is not set.
+const DefaultTimeout = 10 * time.Second
+
+// Common holds the options every provider kind takes. Kinds embed it.
+type Common struct {
+	// Name identifies the provider in POST /sessions and in the token's `idv`
+	// claim. Default: the kind.
+	Name string `json:"name,omitempty"`
+	// BaseURL replaces the scheme and host of every address of the provider,
+	// so that one fake server can stand in for the whole service.
+	BaseURL string `json:"base_url,omitempty"`
+	// Timeout bounds every call to the provider's service. Default: 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Claims are the identity claims the provider may put into tokens.
+	// Default: the kind's default claims, which never include national
+	// identifiers or document numbers.
+	Claims []string `json:"claims,omitempty"`
+}
+
+// Settings returns c; it makes every kind that embeds Common a Config.
+func (c *Common) Settings() *Common { return c }
+
+// CallTimeout is the configured per-call timeout, or DefaultTimeout.
+func (c *Common) CallTimeout() time.Duration {
+	if c.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return time.Duration(c.Timeout)
+}
+
+// ValidateCommon checks the shared options.
+func (c *Common) ValidateCommon() error {
+	if c.BaseURL != "" {
+		u, err := url.Parse(c.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("base_url %q: must be an absolute http or https URL", c.BaseURL)
+		}
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("timeout must not be negative")
+	}
+	return nil
+}
+
+// UnmarshalHead reads `provider <kind> [<name>]`; the dispenser is positioned
+// on the kind token when UnmarshalCaddyfile starts.
+func (c *Common) UnmarshalHead(d *caddyfile.Dispenser) error {
+	d.Next() // the kind
+	if d.NextArg() {
+		c.Name = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// UnmarshalOption reads one of the shared options at the dispenser's current
+// token and reports whether it was one.
+func (c *Common) UnmarshalOption(d *caddyfile.Dispenser) (bool, error) {
+	switch d.Val() {
+	case "base_url":
+		if !d.NextArg() {
+			return true, d.ArgErr()
+		}
+		c.BaseURL = d.Val()
+		if err := c.ValidateCommon(); err != nil {
+			return true, d.Err(err.Error())
+		}
+	case "timeout":
+		if !d.NextArg() {
+			return true, d.ArgErr()
+		}
+		dur, err := caddy.ParseDuration(d.Val())
+		if err != nil || dur <= 0 {
+			return true, d.Errf("timeout: bad duration %q", d.Val())
+		}
+		c.Timeout = caddy.Duration(dur)
+	case "claims":
+		c.Claims = d.RemainingArgs()
+		if len(c.Claims) == 0 {
+			return true, d.ArgErr()
+		}
+		return true, nil
+	default:
+		return false, nil
+	}
+	if d.NextArg() {
+		return true, d.ArgErr()
+	}
+	return true, nil
+}
+
+// RewriteBase replaces the scheme and host of raw with those of base, when
+// base is set (CONTRACT §3 base_url).
+func RewriteBase(raw, base string) (string, error) {
+	if base == "" {
+		return raw, nil
+	}
+	b, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("base_url: %w", err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("address %q: %w", raw, err)
+	}
+	u.Scheme, u.Host = b.Scheme, b.Host
+	return u.String(), nil
+}
