@@ -53,7 +53,10 @@ type Config interface {
 // never receive personal data, an HTTP client whose per-call timeout is the
 // provider's `timeout`, and a clock that tests control.
 type Env struct {
-	Name   string
+	Name string
+	// Prefix is the path under which the module serves its own endpoints
+	// (default "/.idv").
+	Prefix string
 	Store  store.Store
 	Logger *zap.Logger
 	HTTP   *http.Client
@@ -174,7 +177,8 @@ type Canceler interface {
 
 // Router is a provider that serves HTTP endpoints of its own under the
 // module's prefix (the demo wallet). Path is relative to the prefix, such as
-// "/demo/"; the handler sees the full request path.
+// "/demo/", and so is r.URL.Path when the handler runs. The module has
+// already refused cross-origin POSTs.
 type Router interface {
 	Routes() (path string, h http.Handler)
 }
@@ -202,6 +206,22 @@ type InputError struct {
 }
 
 func (e *InputError) Error() string { return e.Message }
+
+// ValidID reports whether id looks like a login id the module made: 16 to
+// 64 URL-safe base64 characters. Provider endpoints check ids with it
+// before they use them in store keys.
+func ValidID(id string) bool {
+	if len(id) < 16 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // IsInputError reports whether err is (or wraps) an *InputError.
 func IsInputError(err error) bool {

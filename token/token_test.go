@@ -1,0 +1,286 @@
+package token
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-idv/caddy-idv/store"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+const site = "https://app.example"
+
+type fixture struct {
+	clk     *clock
+	st      store.Store
+	svc     *Service
+	revoked map[string]bool
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{clk: &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}, revoked: map[string]bool{}}
+	f.st = store.NewMemory(f.clk.now)
+	keys := NewKeyring(f.st, 8*time.Hour, f.clk.now)
+	if err := keys.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	f.svc = NewService(keys, func(sid string) bool { mu.Lock(); defer mu.Unlock(); return f.revoked[sid] }, f.clk.now, 100)
+	return f
+}
+
+func (f *fixture) claims() jwt.MapClaims {
+	now := f.clk.now()
+	return jwt.MapClaims{
+		"iss": site, "sub": "demo-abc", "aud": site, "iat": now.Unix(), "nbf": now.Unix(),
+		"exp": now.Add(time.Hour).Unix(), "jti": "j1", "sid": "s1", "auth_time": now.Unix(),
+		"acr": "urn:caddy-idv:demo", "amr": []string{"swk", "user"}, "idv": "demo", "name": "Ada Lovelace",
+		"groups": []string{"admin", "ops"},
+	}
+}
+
+func (f *fixture) sign(t *testing.T, c jwt.MapClaims) string {
+	t.Helper()
+	raw, err := f.svc.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+var want = Expect{Audience: site, Issuer: site}
+
+func TestVerifyRoundTrip(t *testing.T) {
+	f := newFixture(t)
+	raw := f.sign(t, f.claims())
+	for i := 0; i < 2; i++ { // the second answer comes from the cache
+		s, err := f.svc.Verify(context.Background(), raw, want)
+		if err != nil {
+			t.Fatalf("verify #%d: %v", i, err)
+		}
+		if s.Subject != "demo-abc" || s.SID != "s1" || s.Provider != "demo" || s.ACR != "urn:caddy-idv:demo" {
+			t.Fatalf("session = %+v", s)
+		}
+		if got := s.Values["groups"]; got != "admin,ops" {
+			t.Errorf("groups = %q", got)
+		}
+		if s.Placeholders[0] != [2]string{"http.auth.user.id", "demo-abc"} {
+			t.Errorf("first placeholder = %v", s.Placeholders[0])
+		}
+	}
+	if f.svc.cache.len() != 1 {
+		t.Errorf("cache has %d entries", f.svc.cache.len())
+	}
+}
+
+// forge builds a token by hand, for the attacks the parser must refuse.
+func forge(header, claims map[string]any, sig []byte) string {
+	h, _ := json.Marshal(header)
+	c, _ := json.Marshal(claims)
+	return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c) + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+func TestVerifyRefusesAttacks(t *testing.T) {
+	f := newFixture(t)
+	good := f.sign(t, f.claims())
+	k, _ := f.svc.keys.signer()
+	pubDER, _ := x509.MarshalPKIXPublicKey(&k.private.PublicKey)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+	parts := strings.Split(good, ".")
+	tamperedClaims := f.claims()
+	tamperedClaims["sub"] = "someone-else"
+	tc, _ := json.Marshal(tamperedClaims)
+
+	cases := map[string]func() string{
+		"alg none": func() string {
+			return forge(map[string]any{"alg": "none", "kid": k.kid}, f.claims(), nil)
+		},
+		"alg none without signature part": func() string {
+			s := forge(map[string]any{"alg": "none", "kid": k.kid}, f.claims(), nil)
+			return strings.TrimSuffix(s, ".")
+		},
+		// CVE-2015-9235 class: an HMAC keyed with the public key.
+		"HS256 with the public key": func() string {
+			t := jwt.NewWithClaims(jwt.SigningMethodHS256, f.claims())
+			t.Header["kid"] = k.kid
+			s, _ := t.SignedString(pubDER)
+			return s
+		},
+		"tampered payload": func() string {
+			return parts[0] + "." + base64.RawURLEncoding.EncodeToString(tc) + "." + parts[2]
+		},
+		"signature of another key, same kid": func() string {
+			t := jwt.NewWithClaims(jwt.SigningMethodES256, f.claims())
+			t.Header["kid"] = k.kid
+			s, _ := t.SignedString(other)
+			return s
+		},
+		"unknown kid": func() string {
+			t := jwt.NewWithClaims(jwt.SigningMethodES256, f.claims())
+			t.Header["kid"] = "nope"
+			s, _ := t.SignedString(other)
+			return s
+		},
+		"no kid": func() string {
+			t := jwt.NewWithClaims(jwt.SigningMethodES256, f.claims())
+			s, _ := t.SignedString(k.private)
+			return s
+		},
+		"ES384": func() string {
+			p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+			t := jwt.NewWithClaims(jwt.SigningMethodES384, f.claims())
+			t.Header["kid"] = k.kid
+			s, _ := t.SignedString(p384)
+			return s
+		},
+		"expired":        func() string { c := f.claims(); c["exp"] = f.clk.now().Add(-time.Hour).Unix(); return f.sign(t, c) },
+		"no exp":         func() string { c := f.claims(); delete(c, "exp"); return f.sign(t, c) },
+		"not yet valid":  func() string { c := f.claims(); c["nbf"] = f.clk.now().Add(time.Hour).Unix(); return f.sign(t, c) },
+		"issued in future": func() string {
+			c := f.claims()
+			c["iat"] = f.clk.now().Add(time.Hour).Unix()
+			return f.sign(t, c)
+		},
+		"wrong audience": func() string { c := f.claims(); c["aud"] = "https://other.example"; return f.sign(t, c) },
+		"wrong issuer":   func() string { c := f.claims(); c["iss"] = "https://evil.example"; return f.sign(t, c) },
+		"no sid":         func() string { c := f.claims(); delete(c, "sid"); return f.sign(t, c) },
+		"garbage":        func() string { return "not.a.token" },
+		"empty":          func() string { return "" },
+		"huge":           func() string { return strings.Repeat("a", maxTokenSize+1) },
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := f.svc.Verify(context.Background(), mk(), want); !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrUnknownKey) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestCacheHitStillChecksRevocationExpiryAndAudience(t *testing.T) {
+	f := newFixture(t)
+	raw := f.sign(t, f.claims())
+	ctx := context.Background()
+	if _, err := f.svc.Verify(ctx, raw, want); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Verify(ctx, raw, Expect{Audience: "https://other.example", Issuer: site}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("other audience on a cache hit: %v", err)
+	}
+	f.revoked["s1"] = true
+	if _, err := f.svc.Verify(ctx, raw, want); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked on a cache hit: %v", err)
+	}
+	f.revoked["s1"] = false
+	f.clk.add(2 * time.Hour)
+	if _, err := f.svc.Verify(ctx, raw, want); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("expired on a cache hit: %v", err)
+	}
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	f := newFixture(t)
+	for i := 0; i < 1000; i++ {
+		c := f.claims()
+		c["jti"] = "j" + string(rune('a'+i%26)) + time.Duration(i).String()
+		if _, err := f.svc.Verify(context.Background(), f.sign(t, c), want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.svc.cache.len(); n > 100 {
+		t.Fatalf("cache grew to %d entries, bound is 100", n)
+	}
+}
+
+func TestIssuerDomain(t *testing.T) {
+	e := Expect{Audience: "example.com", IssuerDomain: "example.com"}
+	for iss, ok := range map[string]bool{
+		"https://example.com": true, "https://app.example.com": true, "https://app.example.com:8443": true,
+		"https://evilexample.com": false, "https://example.com.evil.net": false, "example.com": false,
+	} {
+		if e.issuerOK(iss) != ok {
+			t.Errorf("issuerOK(%q) = %v", iss, !ok)
+		}
+	}
+}
+
+func TestKeysPersistAndRotate(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k1, _ := f.svc.keys.signer()
+
+	// A second instance on the same store signs with the same key.
+	keys2 := NewKeyring(f.st, 8*time.Hour, f.clk.now)
+	if err := keys2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := keys2.signer()
+	if k1.kid != k2.kid {
+		t.Fatalf("instances disagree on the signing key: %s vs %s", k1.kid, k2.kid)
+	}
+
+	// Past RotateEvery a new key signs; the old one stays published and
+	// accepted until its tokens have expired.
+	f.clk.add(RotateEvery + time.Minute)
+	if err := f.svc.keys.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k3, _ := f.svc.keys.signer()
+	if k3.kid == k1.kid {
+		t.Fatal("signing key did not rotate")
+	}
+	jwks, _ := f.svc.keys.JWKS()
+	if !strings.Contains(string(jwks), k1.kid) || !strings.Contains(string(jwks), k3.kid) {
+		t.Fatalf("JWKS must publish old and new keys: %s", jwks)
+	}
+	if _, err := f.svc.keys.publicKey(ctx, k1.kid); err != nil {
+		t.Fatalf("retired key no longer accepted: %v", err)
+	}
+	// Once the retired key's last token has expired it is gone.
+	f.clk.add(8*time.Hour + 2*time.Hour)
+	if err := f.svc.keys.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	jwks, _ = f.svc.keys.JWKS()
+	if strings.Contains(string(jwks), k1.kid) {
+		t.Fatal("expired key still published")
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	fx := newFixture(&testing.T{})
+	f.Add(fx.sign(&testing.T{}, fx.claims()))
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, raw string) {
+		s, err := fx.svc.Verify(context.Background(), raw, want)
+		if err == nil && s.Subject == "" {
+			t.Fatal("verified a token without a subject")
+		}
+	})
+}
