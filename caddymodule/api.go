@@ -1,0 +1,508 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-idv/caddy-idv/providers"
+	"github.com/caddy-idv/caddy-idv/store"
+)
+
+// Limits on what the API reads.
+const (
+	maxStartBody  = 16 << 10
+	maxLogoutBody = 8 << 10
+	maxWait       = 30 * time.Second
+)
+
+// serveOwn serves the module's endpoints under Prefix (CONTRACT §5). They are
+// never gated and never passed to the next handler.
+func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) {
+	rel := r.URL.Path[len(h.Prefix):]
+	if r.Method == http.MethodPost && !sameOrigin(r) {
+		h.writeError(w, r, errorf(http.StatusForbidden, "cross_origin", "This request came from another site and was refused."))
+		return
+	}
+	switch {
+	case rel == "/login":
+		h.only(w, r, h.serveLogin, http.MethodGet, http.MethodHead)
+	case rel == "/sessions":
+		h.only(w, r, h.startLogin, http.MethodPost)
+	case strings.HasPrefix(rel, "/sessions/"):
+		id, rest, _ := strings.Cut(rel[len("/sessions/"):], "/")
+		switch rest {
+		case "":
+			h.only(w, r, func(w http.ResponseWriter, r *http.Request) { h.loginStatus(w, r, id) }, http.MethodGet)
+		case "qr.svg":
+			h.only(w, r, func(w http.ResponseWriter, r *http.Request) { h.serveQR(w, r, id) }, http.MethodGet, http.MethodHead)
+		default:
+			h.writeError(w, r, errorf(http.StatusNotFound, "not_found", "There is nothing here."))
+		}
+	case rel == "/me":
+		h.only(w, r, h.serveMe, http.MethodGet, http.MethodHead)
+	case rel == "/jwks":
+		h.only(w, r, h.serveJWKS, http.MethodGet, http.MethodHead)
+	case rel == "/logout":
+		h.only(w, r, h.logout, http.MethodPost)
+	case strings.HasPrefix(rel, "/static/"):
+		h.only(w, r, h.static.ServeHTTP, http.MethodGet, http.MethodHead)
+	default:
+		for path, handler := range h.routes {
+			if strings.HasPrefix(rel, path) {
+				r2 := r.Clone(r.Context())
+				r2.URL.Path = rel
+				r2.URL.RawPath = ""
+				handler.ServeHTTP(w, r2)
+				return
+			}
+		}
+		h.writeError(w, r, errorf(http.StatusNotFound, "not_found", "There is nothing here."))
+	}
+}
+
+func (h *Handler) only(w http.ResponseWriter, r *http.Request, fn http.HandlerFunc, methods ...string) {
+	for _, m := range methods {
+		if r.Method == m {
+			fn(w, r)
+			return
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	h.writeError(w, r, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "This method is not allowed here."))
+}
+
+// sameOrigin refuses cross-site state changes (CSRF). Browsers send Origin
+// on every cross-origin POST and Sec-Fetch-Site on every request; a request
+// with neither is not from a browser, where CSRF does not apply.
+func sameOrigin(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		return o == siteOrigin(r)
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin":
+		return true
+	}
+	return false
+}
+
+func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
+	h.renderPage(w, r, http.StatusOK, "login", h.loginView(safeRedirect(r.URL.Query().Get("rd"))))
+}
+
+// clientAddress is the client IP as Caddy determined it (honouring the
+// server's trusted_proxies), never a raw X-Forwarded-For.
+func clientAddress(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type startResponse struct {
+	ID          string `json:"id"`
+	Provider    string `json:"provider"`
+	ExpiresAt   string `json:"expires_at"`
+	QRText      string `json:"qr_text,omitempty"`
+	QRSVGURL    string `json:"qr_svg_url,omitempty"`
+	DeepLink    string `json:"deep_link,omitempty"`
+	ControlCode string `json:"control_code,omitempty"`
+	StatusURL   string `json:"status_url"`
+}
+
+// startLogin is POST /sessions.
+func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
+	if ok, after := h.limiter.allow(clientAddress(r)); !ok {
+		h.tooMany(w, r, after)
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		h.writeError(w, r, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Send a JSON body with Content-Type: application/json."))
+		return
+	}
+	var body map[string]json.RawMessage
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxStartBody))
+	if err := dec.Decode(&body); err != nil || dec.More() {
+		h.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "The request body is not a JSON object."))
+		return
+	}
+	str := func(key string) (string, bool) {
+		raw, ok := body[key]
+		if !ok {
+			return "", true
+		}
+		var s string
+		return s, json.Unmarshal(raw, &s) == nil
+	}
+	name, ok1 := str("provider")
+	rd, ok2 := str("rd")
+	if !ok1 || !ok2 {
+		h.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "provider and rd must be strings."))
+		return
+	}
+	if name == "" && len(h.providers) == 1 {
+		name = h.providers[0].name
+	}
+	p := h.byName[name]
+	if p == nil {
+		h.writeError(w, r, errorf(http.StatusBadRequest, "unknown_provider", "Choose one of the offered login methods."))
+		return
+	}
+	input := map[string]string{}
+	for _, f := range p.form {
+		v, ok := str(f.Name)
+		if !ok {
+			h.writeError(w, r, &apiError{status: http.StatusBadRequest, code: "invalid_input", message: f.Label + " must be text.", field: f.Name})
+			return
+		}
+		input[f.Name] = v
+	}
+	id := randomID()
+	ch, err := p.impl.Start(r.Context(), providers.StartRequest{ID: id, BaseURL: h.baseURL(r), Input: input})
+	if err != nil {
+		var ie *providers.InputError
+		switch {
+		case errors.As(err, &ie):
+			h.writeError(w, r, &apiError{status: http.StatusBadRequest, code: "invalid_input", message: ie.Message, field: ie.Field})
+		case errors.Is(err, store.ErrUnavailable):
+			h.logger.Error("starting login: store unavailable", zap.String("provider", p.name), zap.Error(err))
+			h.writeError(w, r, errorf(http.StatusServiceUnavailable, "unavailable", "Logging in is unavailable right now. Try again shortly."))
+		default:
+			h.logger.Error("starting login", zap.String("provider", p.name), zap.Error(err))
+			h.writeError(w, r, errorf(http.StatusBadGateway, "provider_error", "The identity provider could not start a login. Try again."))
+		}
+		return
+	}
+	now := h.now()
+	pl := pendingLogin{ID: id, Provider: p.name, RD: safeRedirect(rd), Created: now, Expires: ch.ExpiresAt, QR: ch.QRText, State: ch.State}
+	if pl.Expires.IsZero() || pl.Expires.Before(now) {
+		pl.Expires = now.Add(5 * time.Minute)
+	}
+	if err := h.setPendingCookie(w, r, &pl); err != nil {
+		h.logger.Error("starting login: pending cookie", zap.String("provider", p.name), zap.Error(err))
+		h.writeError(w, r, errorf(http.StatusInternalServerError, "internal", "The login could not be started."))
+		return
+	}
+	resp := startResponse{
+		ID: id, Provider: p.name, ExpiresAt: pl.Expires.UTC().Format(time.RFC3339),
+		QRText: ch.QRText, DeepLink: ch.DeepLink, ControlCode: ch.ControlCode,
+		StatusURL: h.Prefix + "/sessions/" + id,
+	}
+	if ch.QRText != "" {
+		resp.QRSVGURL = resp.StatusURL + "/qr.svg"
+	}
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+type statusResponse struct {
+	State    providers.State `json:"state"`
+	Error    string          `json:"error,omitempty"`
+	Redirect string          `json:"redirect,omitempty"`
+}
+
+// loginStatus is GET /sessions/{id}[?wait=<seconds>].
+func (h *Handler) loginStatus(w http.ResponseWriter, r *http.Request, id string) {
+	pl := h.pendingFor(r, id)
+	if pl == nil {
+		h.writeError(w, r, errorf(http.StatusForbidden, "forbidden", "This login was not started in this browser, or was replaced by a newer one."))
+		return
+	}
+	var wait time.Duration
+	if ws := r.URL.Query().Get("wait"); ws != "" {
+		n, err := strconv.Atoi(ws)
+		if err != nil || n < 0 {
+			h.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "wait must be a number of seconds."))
+			return
+		}
+		wait = min(time.Duration(n)*time.Second, maxWait)
+	}
+	p := h.byName[pl.Provider]
+	if p == nil {
+		h.writeError(w, r, errorf(http.StatusGone, "unknown_provider", "This login's method is no longer offered. Start again."))
+		return
+	}
+	rec, err := h.await(r, p, pl, wait)
+	if err != nil {
+		h.logger.Error("login status", zap.String("provider", p.name), zap.String("login", id), zap.Error(err))
+		h.writeError(w, r, errorf(http.StatusServiceUnavailable, "unavailable", "The login state could not be read right now. Try again shortly."))
+		return
+	}
+	resp := statusResponse{State: rec.State}
+	switch rec.State {
+	case providers.Completed:
+		resp.Redirect = pl.RD
+		// Keys never nest under another key: a file system storage cannot
+		// hold "login/<id>" as a file and a directory at once.
+		first, err := h.store.SetIfAbsent(r.Context(), "delivered/"+id, []byte{1}, pl.Expires.Sub(h.now())+recordGrace)
+		if err != nil {
+			h.logger.Error("login status: recording delivery", zap.String("login", id), zap.Error(err))
+			h.writeError(w, r, errorf(http.StatusServiceUnavailable, "unavailable", "The login state could not be read right now. Try again shortly."))
+			return
+		}
+		// The session cookie is handed out once; the pending cookie that
+		// asked for it is cleared.
+		if first {
+			h.setSessionCookie(w, r, rec.Token, rec.Expires)
+		}
+		h.clearPendingCookie(w, r)
+	case providers.Pending:
+	default:
+		resp.Error = rec.Message
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *Handler) serveQR(w http.ResponseWriter, r *http.Request, id string) {
+	pl := h.pendingFor(r, id)
+	if pl == nil {
+		h.writeError(w, r, errorf(http.StatusForbidden, "forbidden", "This login was not started in this browser."))
+		return
+	}
+	if pl.QR == "" {
+		h.writeError(w, r, errorf(http.StatusNotFound, "not_found", "This login has no QR code."))
+		return
+	}
+	svg, err := qrSVG(pl.QR)
+	if err != nil {
+		h.writeError(w, r, errorf(http.StatusInternalServerError, "internal", "The QR code could not be drawn."))
+		return
+	}
+	securityHeaders(w)
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(svg)
+	}
+}
+
+func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request) {
+	raw, _ := h.credential(r)
+	if raw == "" {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated", "login": h.Prefix + "/login"})
+		return
+	}
+	sess, err := h.tokens.Verify(r.Context(), raw, h.expect(r))
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated", "login": h.Prefix + "/login"})
+		return
+	}
+	writeJSON(w, http.StatusOK, sess.Claims)
+}
+
+func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	body, etag := h.tokens.Keys().JWKS()
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/jwk-set+json")
+	hdr.Set("Cache-Control", "public, max-age=300")
+	hdr.Set("ETag", etag)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if match := r.Header.Get("If-None-Match"); match != "" && match == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// logout is POST /logout: the session is revoked (refused at once here, and
+// within seconds on every instance sharing the store) and its cookie cleared.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	rd := r.URL.Query().Get("rd")
+	if rd == "" && isFormPost(r) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxLogoutBody)
+		if err := r.ParseForm(); err == nil {
+			rd = r.PostForm.Get("rd")
+		}
+	}
+	if raw, _ := h.credential(r); raw != "" {
+		if sess, err := h.tokens.Verify(r.Context(), raw, h.expect(r)); err == nil {
+			if err := h.revoked.Revoke(r.Context(), sess.SID, sess.Expiry.Add(time.Minute)); err != nil {
+				h.logger.Error("logout: revoking session", zap.Error(err))
+				h.writeError(w, r, errorf(http.StatusServiceUnavailable, "unavailable", "Logging out failed; try again."))
+				return
+			}
+			h.tokens.Forget(raw)
+		}
+	}
+	h.clearSessionCookie(w, r)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Location", safeRedirect(rd))
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// recordGrace is how long a login's outcome is kept after it expired, so a
+// late poll learns the outcome instead of "unknown".
+const recordGrace = 10 * time.Minute
+
+// loginRecord is the outcome of a login, once final, kept sealed in the store
+// under "login/<id>" so that every instance answers polls the same way and
+// a provider result is processed exactly once.
+type loginRecord struct {
+	State   providers.State `json:"state"`
+	Message string          `json:"message,omitempty"`
+	Token   string          `json:"token,omitempty"`
+	Expires time.Time       `json:"expires,omitzero"`
+}
+
+// await polls the provider until the login leaves pending or wait has passed.
+func (h *Handler) await(r *http.Request, p *provider, pl *pendingLogin, wait time.Duration) (*loginRecord, error) {
+	ctx := r.Context()
+	deadline := h.now().Add(wait)
+	for {
+		rec, err := h.outcome(r, p, pl)
+		if err != nil || rec.State != providers.Pending {
+			return rec, err
+		}
+		left := deadline.Sub(h.now())
+		if left <= 0 {
+			return rec, nil
+		}
+		t := time.NewTimer(min(left, p.interval))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return rec, nil
+		case <-t.C:
+		}
+	}
+}
+
+// outcome is the login's state now: its recorded outcome if it has one,
+// else one poll of the provider. Polls of one login are serialised on this
+// instance, and a final outcome is recorded with set-if-absent, so that a
+// one-shot provider answer is turned into a session exactly once even when
+// polls race, on one instance or several.
+func (h *Handler) outcome(r *http.Request, p *provider, pl *pendingLogin) (*loginRecord, error) {
+	ctx := r.Context()
+	if rec, err := h.loadRecord(ctx, pl.ID); rec != nil || err != nil {
+		return rec, err
+	}
+	unlock := h.locks.lock(pl.ID)
+	defer unlock()
+	if rec, err := h.loadRecord(ctx, pl.ID); rec != nil || err != nil {
+		return rec, err
+	}
+	login := providers.Login{ID: pl.ID, State: pl.State, CreatedAt: pl.Created, ExpiresAt: pl.Expires}
+	if h.now().After(pl.Expires.Add(expiryGrace)) {
+		h.cancelAtProvider(p, login)
+		return h.saveRecord(ctx, pl, &loginRecord{State: providers.Expired, Message: "The login expired. Start again."})
+	}
+	pollCtx, cancel := context.WithTimeout(ctx, maxWait)
+	res, err := p.impl.Poll(pollCtx, login)
+	cancel()
+	if err != nil {
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, err
+		}
+		// Transient: the provider did not answer. The login stays pending
+		// until it expires; the operator sees why.
+		h.logger.Warn("polling provider", zap.String("provider", p.name), zap.String("login", pl.ID), zap.Error(err))
+		return &loginRecord{State: providers.Pending}, nil
+	}
+	rec := &loginRecord{State: res.State, Message: res.Message}
+	switch res.State {
+	case providers.Pending:
+		return rec, nil
+	case providers.Completed:
+		if res.Identity == nil || res.Identity.Subject == "" {
+			rec = &loginRecord{State: providers.Failed, Message: "The identity provider's answer had no identity."}
+			break
+		}
+		raw, exp, err := h.mint(r, p, res.Identity)
+		if err != nil {
+			return nil, err
+		}
+		rec.Token, rec.Expires = raw, exp
+	case providers.Expired, providers.Declined, providers.Failed:
+		if rec.Message == "" {
+			rec.Message = defaultMessage(res.State)
+		}
+	default:
+		rec = &loginRecord{State: providers.Failed, Message: "The identity provider answered in a way that is not understood."}
+	}
+	return h.saveRecord(ctx, pl, rec)
+}
+
+// expiryGrace lets a provider that has the last word on expiry answer a
+// little after our own clock says the login is over.
+const expiryGrace = 5 * time.Second
+
+func defaultMessage(s providers.State) string {
+	switch s {
+	case providers.Expired:
+		return "The login expired. Start again."
+	case providers.Declined:
+		return "The login was declined."
+	}
+	return "The login failed. Start again."
+}
+
+func (h *Handler) cancelAtProvider(p *provider, login providers.Login) {
+	c, ok := p.impl.(providers.Canceler)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Cancel(ctx, login); err != nil {
+		h.logger.Warn("cancelling login at provider", zap.String("provider", p.name), zap.String("login", login.ID), zap.Error(err))
+	}
+}
+
+func recordKey(id string) string { return "login/" + id }
+
+func (h *Handler) loadRecord(ctx context.Context, id string) (*loginRecord, error) {
+	sealed, err := h.store.Get(ctx, recordKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	plain, err := h.sealer.open(string(sealed), recordKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var rec loginRecord
+	if err := json.Unmarshal(plain, &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// saveRecord records rec as the login's outcome unless another poll recorded
+// one first, and returns whichever won.
+func (h *Handler) saveRecord(ctx context.Context, pl *pendingLogin, rec *loginRecord) (*loginRecord, error) {
+	plain, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	ttl := pl.Expires.Sub(h.now()) + recordGrace
+	first, err := h.store.SetIfAbsent(ctx, recordKey(pl.ID), []byte(h.sealer.seal(plain, recordKey(pl.ID))), max(ttl, recordGrace))
+	if err != nil {
+		return nil, err
+	}
+	if first {
+		return rec, nil
+	}
+	won, err := h.loadRecord(ctx, pl.ID)
+	if err != nil || won == nil {
+		return nil, errors.Join(errors.New("idv: login record vanished"), err)
+	}
+	return won, nil
+}

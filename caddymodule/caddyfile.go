@@ -1,0 +1,257 @@
+package caddymodule
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-idv/caddy-idv/providers"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("idv", parseCaddyfile)
+	// Ordered like basic_auth, before it, so no global `order` is needed.
+	httpcaddyfile.RegisterDirectiveOrder("idv", httpcaddyfile.Before, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Handler
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+// UnmarshalCaddyfile reads the idv directive (CONTRACT §3):
+//
+//	idv [<matcher>] {
+//		provider <kind> [<name>] { ... }
+//		prefix   <path>
+//		session  { cookie <name>; lifetime <d>; idle <d>; domain <d>; same_site lax|strict|none; audience <aud> }
+//		limit    { per_address <n> <window>; total <n> <window> }
+//		require  <claim> <value...>
+//		header   <Header-Name> <claim>
+//		templates <dir>
+//	}
+//
+// Every mistake is reported with the file and line it is on.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "provider":
+			if err := h.unmarshalProvider(d); err != nil {
+				return err
+			}
+		case "prefix":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			h.Prefix = strings.TrimSuffix(v, "/")
+			if err := checkPrefix(h.Prefix); err != nil {
+				return d.Err(err.Error())
+			}
+		case "session":
+			if err := h.unmarshalSession(d); err != nil {
+				return err
+			}
+		case "limit":
+			if err := h.unmarshalLimit(d); err != nil {
+				return err
+			}
+		case "require":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("require: want `require <claim> <value...>`")
+			}
+			h.Require = append(h.Require, Requirement{Claim: args[0], Values: args[1:]})
+		case "header":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("header: want `header <Header-Name> <claim>`")
+			}
+			if !validHeaderName(args[0]) {
+				return d.Errf("header: %q is not a valid header name", args[0])
+			}
+			h.Headers = append(h.Headers, HeaderRule{Header: args[0], Claim: args[1]})
+		case "templates":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			h.Templates = v
+		case "oidc", "trust_issuer", "store":
+			return d.Errf("%s: not supported by this version of caddy-idv yet", opt)
+		default:
+			return d.Errf("unknown option %q (known: provider, prefix, session, limit, require, header, templates)", opt)
+		}
+	}
+	if len(h.ProvidersRaw) == 0 {
+		return d.Err("idv: at least one `provider <kind>` is required")
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalProvider(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.Errf("provider: want `provider <kind> [<name>]`")
+	}
+	kind := d.Val()
+	id := providers.Namespace + "." + kind
+	if _, err := caddy.GetModule(id); err != nil {
+		return d.Errf("provider: unknown kind %q (available: %s)", kind, strings.Join(providerKinds(), ", "))
+	}
+	unm, err := caddyfile.UnmarshalModule(d, id)
+	if err != nil {
+		return err
+	}
+	cfg, ok := unm.(providers.Config)
+	if !ok {
+		return d.Errf("provider: kind %q is not a provider", kind)
+	}
+	if err := cfg.Settings().ValidateCommon(); err != nil {
+		return d.Errf("provider %s: %v", kind, err)
+	}
+	name := cfg.Settings().Name
+	if name == "" {
+		name = kind
+	}
+	if !validProviderName(name) {
+		return d.Errf("provider %s: name %q: use letters, digits, '-' and '_'", kind, name)
+	}
+	for _, raw := range h.ProvidersRaw {
+		if existing := providerNameOf(raw); existing == name {
+			return d.Errf("provider %s: the name %q is used twice; name one: provider %s <name>", kind, name, kind)
+		}
+	}
+	h.ProvidersRaw = append(h.ProvidersRaw, caddyconfig.JSONModuleObject(unm, "kind", kind, nil))
+	return nil
+}
+
+func providerNameOf(raw []byte) string {
+	var v struct {
+		Kind string `json:"kind"`
+		Name string `json:"name"`
+	}
+	if err := jsonUnmarshal(raw, &v); err != nil {
+		return ""
+	}
+	if v.Name == "" {
+		return v.Kind
+	}
+	return v.Name
+}
+
+func providerKinds() []string {
+	var kinds []string
+	for _, m := range caddy.GetModules(providers.Namespace) {
+		kinds = append(kinds, m.ID.Name())
+	}
+	slices.Sort(kinds)
+	return kinds
+}
+
+func (h *Handler) unmarshalSession(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if h.Session == nil {
+		h.Session = new(SessionConfig)
+	}
+	s := h.Session
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		v, err := oneArg(d)
+		if err != nil {
+			return err
+		}
+		switch opt {
+		case "cookie":
+			if !validCookieName(v) {
+				return d.Errf("session cookie: %q is not a valid cookie name", v)
+			}
+			s.Cookie = v
+		case "lifetime", "idle":
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("session %s: bad duration %q", opt, v)
+			}
+			if opt == "lifetime" {
+				s.Lifetime = caddy.Duration(dur)
+			} else {
+				s.Idle = caddy.Duration(dur)
+			}
+		case "domain":
+			s.Domain = strings.TrimPrefix(v, ".")
+		case "same_site":
+			v = strings.ToLower(v)
+			if v != "lax" && v != "strict" && v != "none" {
+				return d.Errf("session same_site: %q must be lax, strict or none", v)
+			}
+			s.SameSite = v
+		case "audience":
+			s.Audience = v
+		default:
+			return d.Errf("session: unknown option %q (known: cookie, lifetime, idle, domain, same_site, audience)", opt)
+		}
+	}
+	if err := h.validateSession(); err != nil {
+		return d.Err(err.Error())
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if h.Limit == nil {
+		h.Limit = new(LimitConfig)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		if len(args) != 2 {
+			return d.Errf("limit %s: want `%s <n> <window>`", opt, opt)
+		}
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n <= 0 {
+			return d.Errf("limit %s: %q is not a positive count", opt, args[0])
+		}
+		win, err := caddy.ParseDuration(args[1])
+		if err != nil || win <= 0 {
+			return d.Errf("limit %s: bad duration %q", opt, args[1])
+		}
+		r := &Rate{N: n, Window: caddy.Duration(win)}
+		switch opt {
+		case "per_address":
+			h.Limit.PerAddress = r
+		case "total":
+			h.Limit.Total = r
+		default:
+			return d.Errf("limit: unknown option %q (known: per_address, total)", opt)
+		}
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
+
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

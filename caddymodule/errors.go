@@ -1,0 +1,112 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddy-idv/caddy-idv/templates"
+)
+
+// apiError is an error answer: JSON {"error","message"} for API calls, a
+// readable page for browser navigations. Messages are for people: they never
+// carry stack traces, provider secrets or personal data.
+type apiError struct {
+	status  int
+	code    string
+	message string
+	field   string // for invalid_input: the form field at fault
+}
+
+func errorf(status int, code, message string) *apiError {
+	return &apiError{status: status, code: code, message: message}
+}
+
+// contentSecurityPolicy keeps the module's pages to their own origin: no
+// inline script or style, no framing, forms only to the site itself.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+func securityHeaders(w http.ResponseWriter) {
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "same-origin")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	securityHeaders(w)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// isNavigation reports whether r is a browser navigation: a GET or HEAD
+// whose Accept includes text/html (CONTRACT §4).
+func isNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
+	if isNavigation(r) || (r.Method == http.MethodPost && isFormPost(r)) {
+		h.renderPage(w, r, e.status, "error", templates.Error{
+			Page:     h.page(http.StatusText(e.status)),
+			Status:   e.status,
+			Heading:  http.StatusText(e.status),
+			Message:  e.message,
+			RetryURL: h.Prefix + "/login",
+		})
+		return
+	}
+	body := map[string]string{"error": e.code, "message": e.message}
+	if e.field != "" {
+		body["field"] = e.field
+	}
+	writeJSON(w, e.status, body)
+}
+
+func isFormPost(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return strings.HasPrefix(ct, "application/x-www-form-urlencoded") || strings.HasPrefix(ct, "multipart/form-data")
+}
+
+func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, after time.Duration) {
+	secs := int(after.Seconds() + 0.999)
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	h.writeError(w, r, errorf(http.StatusTooManyRequests, "rate_limited", "Too many login attempts. Try again in "+strconv.Itoa(secs)+" seconds."))
+}
+
+// pageRenderer lets providers render the module's templates.
+type pageRenderer struct{ h *Handler }
+
+func (p pageRenderer) Render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	p.h.renderPage(w, r, status, name, data)
+}
+
+func (h *Handler) renderPage(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	var buf strings.Builder
+	if err := h.pages.Render(&buf, name, data); err != nil {
+		h.logger.Error("rendering page", zapString("page", name), zapError(err))
+		securityHeaders(w)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("The page could not be shown.\n"))
+		return
+	}
+	securityHeaders(w)
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
+	hdr.Set("X-Frame-Options", "DENY")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(buf.String()))
+	}
+}

@@ -1,0 +1,406 @@
+// Package caddymodule is the Caddy glue of caddy-idv: the `idv` HTTP handler
+// (JSON module http.handlers.idv), its Caddyfile directive, the gate in front
+// of protected routes, and the module's own endpoints under its prefix.
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-idv/caddy-idv/providers"
+	"github.com/caddy-idv/caddy-idv/store"
+	"github.com/caddy-idv/caddy-idv/templates"
+	"github.com/caddy-idv/caddy-idv/token"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of CONTRACT §3.
+const (
+	DefaultPrefix   = "/.idv"
+	DefaultCookie   = "idv_session"
+	DefaultLifetime = 8 * time.Hour
+)
+
+// Handler is the `idv` handler: it lets requests with a valid session token
+// through, sends others to the login page, and serves the login API under
+// Prefix.
+type Handler struct {
+	// ProvidersRaw are the identity providers a person can log in with, each
+	// a module in the http.handlers.idv.providers namespace with its kind as
+	// "kind". At least one is required.
+	ProvidersRaw []json.RawMessage `json:"providers,omitempty" caddy:"namespace=http.handlers.idv.providers inline_key=kind"`
+	// Prefix is where the module serves its own pages and API.
+	// Default: "/.idv".
+	Prefix string `json:"prefix,omitempty"`
+	// Session configures the session token and its cookie.
+	Session *SessionConfig `json:"session,omitempty"`
+	// Limit configures the rate limits on starting logins.
+	Limit *LimitConfig `json:"limit,omitempty"`
+	// Require lists claim rules that must all hold for a request to pass;
+	// a valid session that fails one gets 403.
+	Require []Requirement `json:"require,omitempty"`
+	// Headers are request headers set from session claims for the upstream.
+	// Each is first deleted from the incoming request in every spelling.
+	Headers []HeaderRule `json:"headers,omitempty"`
+	// Templates is a directory whose login.html, error.html, wallet.html or
+	// layout.html replace the embedded ones. Default: the embedded templates.
+	Templates string `json:"templates,omitempty"`
+
+	sc        SessionConfig // Session with defaults applied
+	providers []*provider
+	byName    map[string]*provider
+	store     store.Store
+	tokens    *token.Service
+	revoked   *store.Revocations
+	sealer    *sealer
+	limiter   *limiter
+	pages     *templates.Set
+	static    http.Handler
+	routes    map[string]http.Handler // provider routes by path, e.g. "/demo/"
+	logger    *zap.Logger
+	now       func() time.Time
+	locks     *keyedMutex
+	cancel    context.CancelFunc
+	wg        *sync.WaitGroup
+}
+
+// SessionConfig configures the session token (CONTRACT §3 `session`).
+type SessionConfig struct {
+	// Cookie is the session cookie's name. Default: "idv_session".
+	Cookie string `json:"cookie,omitempty"`
+	// Lifetime is the absolute lifetime of a session. Default: 8h.
+	Lifetime caddy.Duration `json:"lifetime,omitempty"`
+	// Idle, when set, ends a session that was not used for this long
+	// (a sliding timeout: browser sessions are re-issued as they are used).
+	Idle caddy.Duration `json:"idle,omitempty"`
+	// Domain, when set, shares the session cookie across subdomains.
+	Domain string `json:"domain,omitempty"`
+	// SameSite is "lax", "strict" or "none". Default: "lax".
+	SameSite string `json:"same_site,omitempty"`
+	// Audience is the token's aud. Default: Domain if set, else the site's
+	// origin (scheme://host[:port]).
+	Audience string `json:"audience,omitempty"`
+}
+
+// LimitConfig configures the rate limits on POST <prefix>/sessions.
+type LimitConfig struct {
+	// PerAddress limits logins started per client address.
+	// Default: 10 per 1m.
+	PerAddress *Rate `json:"per_address,omitempty"`
+	// Total limits logins started by everyone. Default: 600 per 1m.
+	Total *Rate `json:"total,omitempty"`
+}
+
+// Rate is N events per Window.
+type Rate struct {
+	N      int            `json:"n"`
+	Window caddy.Duration `json:"window"`
+}
+
+// Requirement is `require <claim> <value...>`: the claim must equal one of
+// the values, or, for an array claim, contain one of them.
+type Requirement struct {
+	Claim  string   `json:"claim"`
+	Values []string `json:"values"`
+}
+
+// HeaderRule is `header <Header-Name> <claim>`.
+type HeaderRule struct {
+	Header string `json:"header"`
+	Claim  string `json:"claim"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.idv",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+func (h *Handler) sessionConfig() SessionConfig {
+	var s SessionConfig
+	if h.Session != nil {
+		s = *h.Session
+	}
+	if s.Cookie == "" {
+		s.Cookie = DefaultCookie
+	}
+	if s.Lifetime <= 0 {
+		s.Lifetime = caddy.Duration(DefaultLifetime)
+	}
+	if s.SameSite == "" {
+		s.SameSite = "lax"
+	}
+	return s
+}
+
+// Provision loads the providers, the store, the signing keys and the
+// templates, and starts the background refreshes that Cleanup stops.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.Prefix == "" {
+		h.Prefix = DefaultPrefix
+	}
+	h.Prefix = strings.TrimSuffix(h.Prefix, "/")
+	if h.store == nil {
+		h.store = store.NewCaddy(ctx.Storage(), h.logger, h.now)
+	}
+	mods, err := ctx.LoadModule(h, "ProvidersRaw")
+	if err != nil {
+		return fmt.Errorf("idv: loading providers: %w", err)
+	}
+	configs := make([]providers.Config, 0, len(mods.([]any)))
+	for _, m := range mods.([]any) {
+		c, ok := m.(providers.Config)
+		if !ok {
+			return fmt.Errorf("idv: module %T is not a provider", m)
+		}
+		configs = append(configs, c)
+	}
+	return h.setup(ctx, configs)
+}
+
+// setup does the work of Provision that does not need a caddy.Context, so
+// that tests and benchmarks can build a Handler on an in-memory store.
+func (h *Handler) setup(parent context.Context, configs []providers.Config) error {
+	if h.logger == nil {
+		h.logger = zap.NewNop()
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.Prefix == "" {
+		h.Prefix = DefaultPrefix
+	}
+	if err := h.validateOptions(); err != nil {
+		return err
+	}
+	if len(configs) == 0 {
+		return fmt.Errorf("idv: at least one provider is required")
+	}
+	pages, err := templates.Load(h.Templates)
+	if err != nil {
+		return fmt.Errorf("idv: templates: %w", err)
+	}
+	h.pages = pages
+	h.static = http.StripPrefix(h.Prefix+"/static/", templates.Static())
+
+	h.sc = h.sessionConfig()
+	sc := h.sc
+	h.locks, h.wg = new(keyedMutex), new(sync.WaitGroup)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	initCtx, initCancel := context.WithTimeout(parent, 30*time.Second)
+	defer initCancel()
+
+	keys := token.NewKeyring(h.store, time.Duration(sc.Lifetime), h.now)
+	if err := keys.Load(initCtx); err != nil {
+		return fmt.Errorf("idv: signing keys: %w", err)
+	}
+	h.revoked = store.NewRevocations(h.store, h.logger, h.now)
+	if err := h.revoked.Sync(initCtx); err != nil {
+		return fmt.Errorf("idv: revocations: %w", err)
+	}
+	h.tokens = token.NewService(keys, h.revoked.Revoked, h.now, token.DefaultCacheSize)
+	h.sealer, err = newSealer(initCtx, h.store)
+	if err != nil {
+		return err
+	}
+	h.limiter = newLimiter(h.limitConfig(), h.now)
+
+	h.byName = make(map[string]*provider)
+	h.routes = make(map[string]http.Handler)
+	for _, c := range configs {
+		if err := h.openProvider(c); err != nil {
+			return err
+		}
+	}
+	h.background(ctx, keys)
+	return nil
+}
+
+func (h *Handler) background(ctx context.Context, keys *token.Keyring) {
+	h.wg.Add(2)
+	go func() {
+		defer h.wg.Done()
+		h.revoked.Run(ctx, revocationSync)
+	}()
+	go func() {
+		defer h.wg.Done()
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := keys.Refresh(ctx); err != nil {
+					h.logger.Warn("refreshing signing keys", zap.Error(err))
+				}
+				h.limiter.sweep()
+			}
+		}
+	}()
+	if c, ok := h.store.(*store.Caddy); ok {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			c.Run(ctx, 10*time.Minute)
+		}()
+	}
+}
+
+// revocationSync is how often the revocation set is re-read from the store,
+// so another instance's logout is honoured within 10 s (CONTRACT §5).
+const revocationSync = 5 * time.Second
+
+// Cleanup stops the background work and releases provider resources.
+func (h *Handler) Cleanup() error {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	if h.wg != nil {
+		h.wg.Wait()
+	}
+	for _, p := range h.providers {
+		if c, ok := p.impl.(providers.Closer); ok {
+			if err := c.Close(); err != nil {
+				h.logger.Warn("closing provider", zap.String("provider", p.name), zap.Error(err))
+			}
+		}
+	}
+	return nil
+}
+
+// Validate refuses a configuration that cannot work, naming the option.
+func (h *Handler) Validate() error {
+	if len(h.providers) == 0 {
+		return fmt.Errorf("idv: at least one provider is required")
+	}
+	return h.validateOptions()
+}
+
+func (h *Handler) validateOptions() error {
+	prefix := h.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if err := checkPrefix(prefix); err != nil {
+		return err
+	}
+	if err := h.validateSession(); err != nil {
+		return err
+	}
+	lc := h.limitConfig()
+	for name, r := range map[string]*Rate{"per_address": lc.PerAddress, "total": lc.Total} {
+		if r.N <= 0 || r.Window <= 0 {
+			return fmt.Errorf("idv: limit %s: needs a positive count and window", name)
+		}
+	}
+	for _, req := range h.Require {
+		if req.Claim == "" || len(req.Values) == 0 {
+			return fmt.Errorf("idv: require: needs a claim and at least one value")
+		}
+	}
+	for _, hr := range h.Headers {
+		if !validHeaderName(hr.Header) || hr.Claim == "" {
+			return fmt.Errorf("idv: header %q %q: needs a valid header name and a claim", hr.Header, hr.Claim)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) validateSession() error {
+	sc := h.sessionConfig()
+	if !validCookieName(sc.Cookie) {
+		return fmt.Errorf("idv: session cookie %q: not a valid cookie name", sc.Cookie)
+	}
+	switch sc.SameSite {
+	case "lax", "strict", "none":
+	default:
+		return fmt.Errorf("idv: session same_site %q: must be lax, strict or none", sc.SameSite)
+	}
+	if sc.Idle < 0 || sc.Lifetime < 0 {
+		return fmt.Errorf("idv: session lifetime and idle must be positive")
+	}
+	if sc.Idle > 0 && sc.Idle > sc.Lifetime {
+		return fmt.Errorf("idv: session idle (%s) is longer than lifetime (%s)", time.Duration(sc.Idle), time.Duration(sc.Lifetime))
+	}
+	if d := sc.Domain; d != "" && (strings.ContainsAny(d, "/:@ ") || strings.HasPrefix(d, ".")) {
+		return fmt.Errorf("idv: session domain %q: must be a bare domain such as example.com", d)
+	}
+	return nil
+}
+
+func checkPrefix(p string) error {
+	if !strings.HasPrefix(p, "/") || p == "/" || strings.ContainsAny(p, "?#*{}%\\ ") || strings.Contains(p, "//") || strings.Contains(p, "..") {
+		return fmt.Errorf("idv: prefix %q: must be a path such as /.idv", p)
+	}
+	return nil
+}
+
+func (h *Handler) limitConfig() LimitConfig {
+	lc := LimitConfig{
+		PerAddress: &Rate{N: 10, Window: caddy.Duration(time.Minute)},
+		Total:      &Rate{N: 600, Window: caddy.Duration(time.Minute)},
+	}
+	if h.Limit != nil {
+		if h.Limit.PerAddress != nil {
+			lc.PerAddress = h.Limit.PerAddress
+		}
+		if h.Limit.Total != nil {
+			lc.Total = h.Limit.Total
+		}
+	}
+	return lc
+}
+
+func validCookieName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,161 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddy-idv/caddy-idv/providers"
+	"github.com/caddy-idv/caddy-idv/templates"
+)
+
+// provider is a configured, opened provider.
+type provider struct {
+	name     string
+	info     providers.Info
+	claims   map[string]bool // identity claims allowed into tokens
+	impl     providers.Provider
+	interval time.Duration
+	form     []providers.Field
+}
+
+func (h *Handler) openProvider(c providers.Config) error {
+	common := c.Settings()
+	kind := string(c.CaddyModule().ID.Name())
+	name := common.Name
+	if name == "" {
+		name = kind
+		common.Name = name
+	}
+	if !validProviderName(name) {
+		return fmt.Errorf("idv: provider name %q: use letters, digits, '-' and '_'", name)
+	}
+	if _, dup := h.byName[name]; dup {
+		return fmt.Errorf("idv: provider name %q is used twice; give one a name: provider %s <name>", name, kind)
+	}
+	env := providers.Env{
+		Name:        name,
+		Prefix:      h.Prefix,
+		Store:       h.store,
+		Logger:      h.logger.Named("provider." + name),
+		HTTP:        newProviderClient(common.CallTimeout()),
+		Now:         h.now,
+		Pages:       pageRenderer{h},
+		SameBrowser: h.sameBrowser,
+	}
+	impl, err := c.Open(env)
+	if err != nil {
+		return fmt.Errorf("idv: provider %s: %w", name, err)
+	}
+	info := impl.Info()
+	p := &provider{name: name, info: info, impl: impl, interval: providers.PollInterval, claims: map[string]bool{}}
+	allowed := common.Claims
+	if len(allowed) == 0 {
+		allowed = info.DefaultClaims
+	}
+	for _, c := range allowed {
+		p.claims[c] = true
+	}
+	if pl, ok := impl.(providers.Poller); ok && pl.PollInterval() > 0 {
+		p.interval = pl.PollInterval()
+	}
+	if fp, ok := impl.(providers.FormProvider); ok {
+		p.form = fp.Form()
+	}
+	if rt, ok := impl.(providers.Router); ok {
+		path, handler := rt.Routes()
+		if _, taken := h.routes[path]; !taken {
+			h.routes[path] = handler
+		}
+	}
+	h.providers = append(h.providers, p)
+	h.byName[name] = p
+	return nil
+}
+
+func validProviderName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// newProviderClient is the HTTP client for one provider's service: a bounded
+// time per call, and no redirects followed (a provider API that redirects is
+// misconfigured, and following could leak credentials to another host).
+func newProviderClient(timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{
+		Transport: tr,
+		Timeout:   timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// loginView is what the login page shows of the providers.
+func (h *Handler) loginView(rd string) templates.Login {
+	v := templates.Login{Page: h.page("Log in"), RD: rd}
+	for _, p := range h.providers {
+		tp := templates.Provider{Name: p.name, Label: p.info.Label, Kind: p.info.Kind, Flow: p.info.Flow}
+		if tp.Label == "" {
+			tp.Label = p.name
+		}
+		for _, f := range p.form {
+			tp.Fields = append(tp.Fields, templates.Field{
+				Name: f.Name, Label: f.Label, Type: f.Type, Autocomplete: f.Autocomplete, Pattern: f.Pattern, Hint: f.Hint,
+			})
+		}
+		v.Providers = append(v.Providers, tp)
+	}
+	return v
+}
+
+func (h *Handler) page(title string) templates.Page {
+	return templates.Page{Title: title, Prefix: h.Prefix, Lang: "en"}
+}
+
+// siteOrigin is scheme://host of the request, from the connection and the
+// Host that Caddy matched; X-Forwarded-* headers are never read.
+func siteOrigin(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+// baseURL is the absolute URL of the module's prefix on this site.
+func (h *Handler) baseURL(r *http.Request) string {
+	return siteOrigin(r) + h.Prefix
+}
+
+// validHost refuses Host values that could smuggle a path or credentials
+// into URLs built from them.
+func validHost(host string) bool {
+	if host == "" || strings.ContainsAny(host, "/\\@?#%\" <>") {
+		return false
+	}
+	_, err := url.Parse("http://" + host + "/")
+	return err == nil
+}
+
+func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }

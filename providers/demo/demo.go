@@ -1,0 +1,323 @@
+// Package demo is the built-in simulated wallet of CONTRACT §6, for trying
+// caddy-idv out and for tests. Its QR code encodes the absolute URL of
+// <prefix>/demo/wallet/{id}, a page with Approve and Decline buttons.
+// Approving makes the wallet sign a result JWS (ES256, jti = the login id),
+// and Poll checks it through the same jwsverify path real providers use.
+//
+// Everything the wallet knows lives in the shared store, so any instance can
+// serve the wallet page, record the decision and answer polls. It is not an
+// identity provider: anyone who can open the link can log in as the
+// configured user. The module logs a warning at start.
+package demo
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
+
+	"github.com/caddy-idv/caddy-idv/providers"
+	"github.com/caddy-idv/caddy-idv/providers/jwsverify"
+	"github.com/caddy-idv/caddy-idv/store"
+)
+
+func init() {
+	caddy.RegisterModule(Config{})
+}
+
+// Kind is the provider kind.
+const Kind = "demo"
+
+// issuer is the iss of the wallet's result tokens.
+const issuer = "urn:caddy-idv:demo-wallet"
+
+// DefaultLifetime is how long a demo login waits for a decision.
+const DefaultLifetime = 3 * time.Minute
+
+// resultLifetime is the exp of a result token after it is signed.
+const resultLifetime = 2 * time.Minute
+
+// Config configures the demo provider: `provider demo [<name>] { user <display name> }`.
+type Config struct {
+	providers.Common
+	// User is the display name of the person the wallet logs in.
+	// Default: "Demo User".
+	User string `json:"user,omitempty"`
+	// Lifetime is how long a login waits for Approve or Decline.
+	// Default: 3m.
+	Lifetime caddy.Duration `json:"lifetime,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Config) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  providers.Namespace + "." + Kind,
+		New: func() caddy.Module { return new(Config) },
+	}
+}
+
+// UnmarshalCaddyfile reads `provider demo [<name>] { user <name...>; lifetime <d> }`.
+func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if err := c.UnmarshalHead(d); err != nil {
+		return err
+	}
+	for d.NextBlock(0) {
+		if ok, err := c.UnmarshalOption(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		switch d.Val() {
+		case "user":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			c.User = joinArgs(args)
+		case "lifetime":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return d.Errf("lifetime: bad duration %q", d.Val())
+			}
+			c.Lifetime = caddy.Duration(dur)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("provider demo: unknown option %q (known: user, lifetime, base_url, timeout, claims)", d.Val())
+		}
+	}
+	return nil
+}
+
+func joinArgs(args []string) string {
+	out := args[0]
+	for _, a := range args[1:] {
+		out += " " + a
+	}
+	return out
+}
+
+// Open implements providers.Config.
+func (c *Config) Open(env providers.Env) (providers.Provider, error) {
+	if err := c.ValidateCommon(); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	if env.Store == nil || env.Now == nil || env.Pages == nil {
+		return nil, errors.New("demo: incomplete environment")
+	}
+	user := c.User
+	if user == "" {
+		user = "Demo User"
+	}
+	lifetime := time.Duration(c.Lifetime)
+	if lifetime <= 0 {
+		lifetime = DefaultLifetime
+	}
+	logger := env.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	p := &provider{env: env, user: user, lifetime: lifetime, logger: logger}
+	ctx, cancel := context.WithTimeout(context.Background(), c.CallTimeout())
+	defer cancel()
+	key, err := loadKey(ctx, env.Store)
+	if err != nil {
+		return nil, err
+	}
+	p.key = key
+	p.validator = &jwsverify.Validator{
+		Algorithm: jwt.SigningMethodES256.Alg(),
+		Keys:      jwsverify.StaticKeys{kidOf(&key.PublicKey): &key.PublicKey},
+		Issuer:    issuer,
+		Store:     env.Store,
+		Namespace: Kind,
+		Now:       env.Now,
+	}
+	logger.Warn("the demo identity provider is enabled: anyone who opens a login's link can log in as its user; do not use it in production",
+		zap.String("provider", env.Name))
+	return p, nil
+}
+
+type provider struct {
+	env       providers.Env
+	user      string
+	lifetime  time.Duration
+	logger    *zap.Logger
+	key       *ecdsa.PrivateKey
+	validator *jwsverify.Validator
+}
+
+// Info implements providers.Provider.
+func (p *provider) Info() providers.Info {
+	return providers.Info{Kind: Kind, Label: "Demo wallet", Flow: "qr", DefaultClaims: []string{"name"}}
+}
+
+// PollInterval implements providers.Poller: the wallet lives in the store,
+// so polling it is cheap.
+func (p *provider) PollInterval() time.Duration { return 250 * time.Millisecond }
+
+// record is what the wallet knows about a login.
+type record struct {
+	User      string    `json:"user"`
+	Provider  string    `json:"provider"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// decision is what the person chose on the wallet page.
+type decision struct {
+	Approved bool   `json:"approved"`
+	Result   string `json:"result,omitempty"` // the signed result JWS
+}
+
+func loginKey(id string) string    { return "demo/login/" + id }
+func decisionKey(id string) string { return "demo/decision/" + id }
+
+// Start implements providers.Provider.
+func (p *provider) Start(ctx context.Context, req providers.StartRequest) (*providers.Challenge, error) {
+	if !providers.ValidID(req.ID) {
+		return nil, errors.New("demo: start: bad login id")
+	}
+	now := p.env.Now()
+	rec := record{User: p.user, Provider: p.env.Name, CreatedAt: now, ExpiresAt: now.Add(p.lifetime)}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("demo: start: %w", err)
+	}
+	// The record outlives the login a little so that a late visit to the
+	// wallet says "expired" rather than "unknown".
+	if err := p.env.Store.Set(ctx, loginKey(req.ID), raw, p.lifetime+10*time.Minute); err != nil {
+		return nil, fmt.Errorf("demo: start: %w", err)
+	}
+	link := req.BaseURL + "/demo/wallet/" + req.ID
+	return &providers.Challenge{QRText: link, DeepLink: link, ExpiresAt: rec.ExpiresAt}, nil
+}
+
+// Poll implements providers.Provider.
+func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.Result, error) {
+	raw, err := p.env.Store.Get(ctx, decisionKey(login.ID))
+	if errors.Is(err, store.ErrNotFound) {
+		if !p.env.Now().Before(login.ExpiresAt) {
+			return &providers.Result{State: providers.Expired, Message: "The login expired before it was approved."}, nil
+		}
+		return &providers.Result{State: providers.Pending}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("demo: poll: %w", err)
+	}
+	var dec decision
+	if err := json.Unmarshal(raw, &dec); err != nil {
+		return nil, fmt.Errorf("demo: poll: decode decision: %w", err)
+	}
+	if !dec.Approved {
+		return &providers.Result{State: providers.Declined, Message: "The login was declined in the wallet."}, nil
+	}
+	claims, err := p.validator.Validate(ctx, dec.Result, login.ID)
+	if err != nil {
+		p.logger.Warn("demo: result rejected", zap.String("provider", p.env.Name), zap.Error(err))
+		return &providers.Result{State: providers.Failed, Message: "The wallet's answer could not be verified."}, nil
+	}
+	return identity(claims), nil
+}
+
+func identity(c jwt.MapClaims) *providers.Result {
+	sub, _ := c["sub"].(string)
+	name, _ := c["name"].(string)
+	sameDevice, _ := c["same_device"].(bool)
+	iat, _ := c.GetIssuedAt()
+	// RFC 8176: the wallet holds a software key and saw the person press
+	// Approve; a QR scanned on another device adds a second channel.
+	amr := []string{"swk", "user"}
+	if !sameDevice {
+		amr = append(amr, "mca")
+	}
+	id := &providers.Identity{
+		Subject: sub,
+		Claims:  map[string]any{"name": name},
+		ACR:     "urn:caddy-idv:demo",
+		AMR:     amr,
+	}
+	if iat != nil {
+		id.AuthTime = iat.Time
+	}
+	return &providers.Result{State: providers.Completed, Identity: id}
+}
+
+// sign makes the wallet's result token for a login.
+func (p *provider) sign(id, user string, sameDevice bool) (string, error) {
+	now := p.env.Now()
+	sum := sha256.Sum256([]byte(user))
+	claims := jwt.MapClaims{
+		"iss":         issuer,
+		"sub":         "demo-" + base64.RawURLEncoding.EncodeToString(sum[:12]),
+		"name":        user,
+		"jti":         id,
+		"iat":         now.Unix(),
+		"exp":         now.Add(resultLifetime).Unix(),
+		"same_device": sameDevice,
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	t.Header["kid"] = kidOf(&p.key.PublicKey)
+	return t.SignedString(p.key)
+}
+
+// loadKey returns the wallet's signing key, shared by every instance through
+// the store and created once.
+func loadKey(ctx context.Context, s store.Store) (*ecdsa.PrivateKey, error) {
+	const k = "demo/key"
+	raw, err := s.Get(ctx, k)
+	if errors.Is(err, store.ErrNotFound) {
+		priv, gerr := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if gerr != nil {
+			return nil, fmt.Errorf("demo: generate key: %w", gerr)
+		}
+		der, merr := x509.MarshalECPrivateKey(priv)
+		if merr != nil {
+			return nil, fmt.Errorf("demo: encode key: %w", merr)
+		}
+		if _, err := s.SetIfAbsent(ctx, k, der, 0); err != nil {
+			return nil, fmt.Errorf("demo: save key: %w", err)
+		}
+		// Whoever won the race, everyone uses the stored key.
+		raw, err = s.Get(ctx, k)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("demo: load key: %w", err)
+	}
+	priv, err := x509.ParseECPrivateKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("demo: decode key: %w", err)
+	}
+	return priv, nil
+}
+
+func kidOf(pub *ecdsa.PublicKey) string {
+	raw, _ := pub.Bytes()
+	sum := sha256.Sum256(raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+var (
+	_ providers.Config      = (*Config)(nil)
+	_ caddyfile.Unmarshaler = (*Config)(nil)
+	_ providers.Provider    = (*provider)(nil)
+	_ providers.Poller      = (*provider)(nil)
+	_ providers.Router      = (*provider)(nil)
+)

@@ -1,0 +1,185 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-idv/caddy-idv/providers"
+	"github.com/caddy-idv/caddy-idv/store"
+	"github.com/caddy-idv/caddy-idv/templates"
+)
+
+// Routes implements providers.Router: the wallet page and its two buttons.
+//
+//	GET  /demo/wallet/{id}
+//	POST /demo/wallet/{id}/approve
+//	POST /demo/wallet/{id}/decline
+func (p *provider) Routes() (string, http.Handler) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /demo/wallet/{id}", p.page)
+	mux.HandleFunc("HEAD /demo/wallet/{id}", p.page)
+	mux.HandleFunc("POST /demo/wallet/{id}/approve", func(w http.ResponseWriter, r *http.Request) { p.decide(w, r, true) })
+	mux.HandleFunc("POST /demo/wallet/{id}/decline", func(w http.ResponseWriter, r *http.Request) { p.decide(w, r, false) })
+	return "/demo/", mux
+}
+
+// walletState is the state the wallet page shows for a login.
+func (p *provider) walletState(ctx context.Context, id string) (rec record, state string, err error) {
+	if !providers.ValidID(id) {
+		return rec, "unknown", nil
+	}
+	raw, err := p.env.Store.Get(ctx, loginKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return rec, "unknown", nil
+	}
+	if err != nil {
+		return rec, "", err
+	}
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return rec, "", err
+	}
+	draw, err := p.env.Store.Get(ctx, decisionKey(id))
+	switch {
+	case err == nil:
+		var dec decision
+		if json.Unmarshal(draw, &dec) == nil && dec.Approved {
+			return rec, "approved", nil
+		}
+		return rec, "declined", nil
+	case !errors.Is(err, store.ErrNotFound):
+		return rec, "", err
+	case !p.env.Now().Before(rec.ExpiresAt):
+		return rec, "expired", nil
+	}
+	return rec, "pending", nil
+}
+
+func (p *provider) page(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	rec, state, err := p.walletState(r.Context(), id)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if state == "unknown" {
+		status = http.StatusNotFound
+	}
+	p.render(w, r, status, id, rec, state)
+}
+
+func (p *provider) render(w http.ResponseWriter, r *http.Request, status int, id string, rec record, state string) {
+	base := p.env.Prefix + "/demo/wallet/" + id
+	data := templates.Wallet{
+		Page:       templates.Page{Title: "Demo wallet", Prefix: p.env.Prefix, Lang: "en"},
+		ID:         id,
+		User:       rec.User,
+		ExpiresAt:  rec.ExpiresAt,
+		State:      state,
+		ApproveURL: base + "/approve",
+		DeclineURL: base + "/decline",
+		SameDevice: state == "pending" && p.env.SameBrowser != nil && p.env.SameBrowser(r, id),
+	}
+	p.env.Pages.Render(w, r, status, "wallet", data)
+}
+
+// decide records Approve or Decline once. A second decision, a decision
+// after expiry and a decision for an unknown login are refused.
+func (p *provider) decide(w http.ResponseWriter, r *http.Request, approve bool) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	rec, state, err := p.walletState(ctx, id)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	switch state {
+	case "unknown":
+		p.answer(w, r, http.StatusNotFound, id, rec, state, "unknown_login", "This login does not exist.")
+		return
+	case "expired":
+		p.answer(w, r, http.StatusGone, id, rec, state, "expired", "This login has expired.")
+		return
+	case "approved", "declined":
+		p.answer(w, r, http.StatusConflict, id, rec, state, "already_decided", "This login was already "+state+".")
+		return
+	}
+	dec := decision{Approved: approve}
+	if approve {
+		same := p.env.SameBrowser != nil && p.env.SameBrowser(r, id)
+		dec.Result, err = p.sign(id, rec.User, same)
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+	}
+	raw, err := json.Marshal(dec)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	ttl := rec.ExpiresAt.Sub(p.env.Now()) + resultLifetime
+	first, err := p.env.Store.SetIfAbsent(ctx, decisionKey(id), raw, ttl)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if !first {
+		_, state, _ = p.walletState(ctx, id)
+		p.answer(w, r, http.StatusConflict, id, rec, state, "already_decided", "This login was already decided.")
+		return
+	}
+	state = "declined"
+	if approve {
+		state = "approved"
+	}
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, map[string]string{"state": state})
+		return
+	}
+	// Post/Redirect/Get: the page then shows the outcome.
+	http.Redirect(w, r, p.env.Prefix+"/demo/wallet/"+id, http.StatusSeeOther)
+}
+
+func (p *provider) answer(w http.ResponseWriter, r *http.Request, status int, id string, rec record, state, code, msg string) {
+	if wantsJSON(r) {
+		writeJSON(w, status, map[string]string{"error": code, "message": msg, "state": state})
+		return
+	}
+	p.render(w, r, status, id, rec, state)
+}
+
+func (p *provider) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p.logger.Error("demo wallet", zap.String("provider", p.env.Name), zap.Error(err))
+	status := http.StatusInternalServerError
+	if errors.Is(err, store.ErrUnavailable) {
+		status = http.StatusServiceUnavailable
+	}
+	if wantsJSON(r) {
+		writeJSON(w, status, map[string]string{"error": "wallet_error", "message": "The demo wallet could not record your answer. Try again."})
+		return
+	}
+	p.env.Pages.Render(w, r, status, "error", templates.Error{
+		Page:    templates.Page{Title: "Demo wallet", Prefix: p.env.Prefix, Lang: "en"},
+		Status:  status,
+		Heading: "Something went wrong",
+		Message: "The demo wallet could not record your answer. Try again.",
+	})
+}
+
+func wantsJSON(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json") ||
+		strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
