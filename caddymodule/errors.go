@@ -52,7 +52,7 @@ func isNavigation(r *http.Request) bool {
 }
 
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
-	if isNavigation(r) || (r.Method == http.MethodPost && isFormPost(r)) {
+	if isNavigation(r) || isFormSubmission(r) {
 		h.renderPage(w, r, e.status, "error", templates.Error{
 			Page:     h.page(http.StatusText(e.status)),
 			Status:   e.status,
@@ -67,6 +67,13 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, e *apiError
 		body["field"] = e.field
 	}
 	writeJSON(w, e.status, body)
+}
+
+// isFormSubmission reports whether r is a browser submitting an HTML form
+// (logout, the demo wallet's buttons), which should get a page, not JSON.
+func isFormSubmission(r *http.Request) bool {
+	return r.Method == http.MethodPost && isFormPost(r) &&
+		(r.Header.Get("Sec-Fetch-Mode") == "navigate" || strings.Contains(r.Header.Get("Accept"), "text/html"))
 }
 
 func isFormPost(r *http.Request) bool {

@@ -158,9 +158,9 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 			s, _ := t.SignedString(p384)
 			return s
 		},
-		"expired":        func() string { c := f.claims(); c["exp"] = f.clk.now().Add(-time.Hour).Unix(); return f.sign(t, c) },
-		"no exp":         func() string { c := f.claims(); delete(c, "exp"); return f.sign(t, c) },
-		"not yet valid":  func() string { c := f.claims(); c["nbf"] = f.clk.now().Add(time.Hour).Unix(); return f.sign(t, c) },
+		"expired":       func() string { c := f.claims(); c["exp"] = f.clk.now().Add(-time.Hour).Unix(); return f.sign(t, c) },
+		"no exp":        func() string { c := f.claims(); delete(c, "exp"); return f.sign(t, c) },
+		"not yet valid": func() string { c := f.claims(); c["nbf"] = f.clk.now().Add(time.Hour).Unix(); return f.sign(t, c) },
 		"issued in future": func() string {
 			c := f.claims()
 			c["iat"] = f.clk.now().Add(time.Hour).Unix()
