@@ -50,11 +50,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		for _, p := range sess.Placeholders {
-			repl.Set(p[0], p[1])
-		}
+		// One lazy provider instead of a Set per claim: placeholders are
+		// resolved only if something (a header, a log field) uses them.
+		repl.Map(placeholders{sess}.get)
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// placeholders resolves Caddy's authentication placeholders from a session:
+// {http.auth.user.id} is the subject, {http.auth.user.<claim>} any other
+// claim, as basic_auth and forward_auth do.
+type placeholders struct{ sess *token.Session }
+
+func (p placeholders) get(key string) (any, bool) {
+	const prefix = "http.auth.user."
+	if len(key) <= len(prefix) || key[:len(prefix)] != prefix {
+		return nil, false
+	}
+	claim := key[len(prefix):]
+	if claim == "id" {
+		return p.sess.Subject, true
+	}
+	v, ok := p.sess.Values[claim]
+	return v, ok
 }
 
 func (h *Handler) ownPath(p string) bool {
@@ -70,11 +88,26 @@ func (h *Handler) credential(r *http.Request) (raw string, fromCookie bool) {
 		}
 		return "", false
 	}
-	c, err := r.Cookie(h.sc.Cookie)
-	if err != nil {
-		return "", false
+	if v := cookieValue(r, h.sc.Cookie); v != "" {
+		return v, true
 	}
-	return c.Value, true
+	return "", false
+}
+
+// cookieValue returns the value of the named cookie without parsing the
+// others (r.Cookie allocates for every cookie on every request). A value
+// that is not a well-formed token fails verification anyway.
+func cookieValue(r *http.Request, name string) string {
+	for _, line := range r.Header["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			part = strings.TrimSpace(part)
+			n, v, ok := strings.Cut(part, "=")
+			if ok && n == name {
+				return strings.Trim(v, `"`)
+			}
+		}
+	}
+	return ""
 }
 
 // expect is what a token must say to be valid on the site r is for.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -122,13 +121,10 @@ type Session struct {
 	AuthTime time.Time
 	// Claims are all claims of the token, as decoded from JSON.
 	Claims map[string]any
-	// Values are the claims as strings, for placeholders and headers:
-	// arrays are joined with commas, objects are JSON.
+	// Values are the claims as strings, computed once per token for Caddy
+	// placeholders and headers: arrays are joined with commas, objects are
+	// JSON.
 	Values map[string]string
-	// Placeholders are the Caddy placeholder names and values of CONTRACT
-	// §4, computed once per token: http.auth.user.id and
-	// http.auth.user.<claim>.
-	Placeholders [][2]string
 }
 
 // Verify checks a session token: ES256 only, a known kid, signature, exp and
@@ -242,18 +238,8 @@ func sessionFromClaims(raw string, c jwt.MapClaims) (*Session, error) {
 		}
 	}
 	sess.Values = make(map[string]string, len(c))
-	names := make([]string, 0, len(c))
 	for name, v := range c {
 		sess.Values[name] = Stringify(v)
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	sess.Placeholders = append(sess.Placeholders, [2]string{"http.auth.user.id", sess.Subject})
-	for _, name := range names {
-		if name == "sub" {
-			continue
-		}
-		sess.Placeholders = append(sess.Placeholders, [2]string{"http.auth.user." + name, sess.Values[name]})
 	}
 	return sess, nil
 }

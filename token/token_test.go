@@ -88,8 +88,8 @@ func TestVerifyRoundTrip(t *testing.T) {
 		if got := s.Values["groups"]; got != "admin,ops" {
 			t.Errorf("groups = %q", got)
 		}
-		if s.Placeholders[0] != [2]string{"http.auth.user.id", "demo-abc"} {
-			t.Errorf("first placeholder = %v", s.Placeholders[0])
+		if got := s.Values["name"]; got != "Ada Lovelace" {
+			t.Errorf("name = %q", got)
 		}
 	}
 	if f.svc.cache.len() != 1 {
