@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test of caddy-idv. It installs what the tests need first
+# (Debian's chromium for the browser tests, redis-server for the shared-store
+# tests) when they are missing, builds the Caddy binary once, and points every
+# package's end-to-end tests at it.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh ./token/   # some packages (go test arguments)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "installing ${need[*]} (apt-get)"
+		apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	else
+		echo "missing ${need[*]}: install them (Debian: apt-get install ${need[*]}); the tests that need them fail in CI and are skipped elsewhere" >&2
+	fi
+fi
+
+bin_dir=$(mktemp -d)
+trap 'rm -rf "$bin_dir"' EXIT
+echo "building caddy with the idv module"
+go build -o "$bin_dir/caddy" ./cmd/caddy
+export IDV_CADDY_BIN="$bin_dir/caddy"
+
+go vet ./...
+if [ $# -eq 0 ]; then
+	set -- ./...
+fi
+go test -count=1 -timeout 15m "$@"
