@@ -88,10 +88,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Templates = v
-		case "oidc", "trust_issuer", "store":
+		case "oidc":
+			if err := h.unmarshalOIDC(d); err != nil {
+				return err
+			}
+		case "trust_issuer":
+			if err := h.unmarshalTrustIssuer(d); err != nil {
+				return err
+			}
+		case "store":
 			return d.Errf("%s: not supported by this version of caddy-idv yet", opt)
 		default:
-			return d.Errf("unknown option %q (known: provider, prefix, session, limit, require, header, templates)", opt)
+			return d.Errf("unknown option %q (known: provider, prefix, session, limit, require, header, oidc, trust_issuer, templates)", opt)
 		}
 	}
 	if len(h.ProvidersRaw) == 0 {

@@ -32,6 +32,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.unauthenticated(w, r, "")
 	}
 	sess, err := h.tokens.Verify(r.Context(), raw, h.expect(r))
+	if err != nil && !fromCookie && len(h.trusted) > 0 && !errors.Is(err, token.ErrRevoked) {
+		sess, err = h.verifyTrusted(r.Context(), raw)
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
 			return caddyhttp.Error(http.StatusServiceUnavailable, err)
@@ -122,6 +125,9 @@ func (h *Handler) expect(r *http.Request) token.Expect {
 		if sc.Audience != "" {
 			e.Audience = sc.Audience
 		}
+	}
+	if h.OIDC != nil {
+		e.Issuer, e.IssuerDomain = h.OIDC.Issuer, ""
 	}
 	return e
 }

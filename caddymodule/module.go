@@ -54,6 +54,11 @@ type Handler struct {
 	// Headers are request headers set from session claims for the upstream.
 	// Each is first deleted from the incoming request in every spelling.
 	Headers []HeaderRule `json:"headers,omitempty"`
+	// OIDC, when set, makes the module an OpenID Connect provider.
+	OIDC *OIDCConfig `json:"oidc,omitempty"`
+	// TrustIssuers make the gate also accept bearer JWTs from other OpenID
+	// Connect issuers.
+	TrustIssuers []TrustIssuer `json:"trust_issuers,omitempty"`
 	// Templates is a directory whose login.html, error.html, wallet.html or
 	// layout.html replace the embedded ones. Default: the embedded templates.
 	Templates string `json:"templates,omitempty"`
@@ -69,6 +74,7 @@ type Handler struct {
 	pages     *templates.Set
 	static    http.Handler
 	routes    map[string]http.Handler // provider routes by path, e.g. "/demo/"
+	trusted   []*trustedIssuer
 	logger    *zap.Logger
 	now       func() time.Time
 	locks     *keyedMutex
@@ -224,6 +230,9 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 	}
 	h.limiter = newLimiter(h.limitConfig(), h.now)
 
+	for _, ti := range h.TrustIssuers {
+		h.trusted = append(h.trusted, &trustedIssuer{cfg: ti, client: newProviderClient(10 * time.Second), now: h.now})
+	}
 	h.byName = make(map[string]*provider)
 	h.routes = make(map[string]http.Handler)
 	for _, c := range configs {
@@ -311,6 +320,16 @@ func (h *Handler) validateOptions() error {
 	for name, r := range map[string]*Rate{"per_address": lc.PerAddress, "total": lc.Total} {
 		if r.N <= 0 || r.Window <= 0 {
 			return fmt.Errorf("idv: limit %s: needs a positive count and window", name)
+		}
+	}
+	if h.OIDC != nil {
+		if err := h.OIDC.validate(); err != nil {
+			return fmt.Errorf("idv: %w", err)
+		}
+	}
+	for _, ti := range h.TrustIssuers {
+		if err := checkIssuerURL(ti.Issuer); err != nil || ti.Audience == "" {
+			return fmt.Errorf("idv: trust_issuer %q %q: needs an https issuer URL and an audience", ti.Issuer, ti.Audience)
 		}
 	}
 	for _, req := range h.Require {

@@ -29,6 +29,9 @@ func (h *Handler) mint(r *http.Request, p *provider, id *providers.Identity) (st
 	now := h.now()
 	e := h.expect(r)
 	iss := siteOrigin(r)
+	if h.OIDC != nil {
+		iss = h.OIDC.Issuer
+	}
 	authTime := id.AuthTime
 	if authTime.IsZero() || authTime.After(now) {
 		authTime = now

@@ -273,3 +273,22 @@ func Stringify(v any) string {
 		return string(b)
 	}
 }
+
+// External wraps the verified claims of a token from another issuer (a
+// trust_issuer) as a Session, for require rules, headers and placeholders.
+// The caller has checked signature, iss, aud and exp.
+func External(raw string, claims map[string]any, expiry time.Time) (*Session, error) {
+	sess := &Session{Raw: raw, Claims: claims, Expiry: expiry}
+	sess.Issuer, _ = claims["iss"].(string)
+	sess.Subject, _ = claims["sub"].(string)
+	sess.SID, _ = claims["sid"].(string)
+	sess.ACR, _ = claims["acr"].(string)
+	if sess.Subject == "" || sess.Issuer == "" {
+		return nil, fmt.Errorf("%w: missing sub or iss", ErrInvalid)
+	}
+	sess.Values = make(map[string]string, len(claims))
+	for name, v := range claims {
+		sess.Values[name] = Stringify(v)
+	}
+	return sess, nil
+}
