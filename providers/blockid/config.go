@@ -1,0 +1,209 @@
+// Package blockid is the `blockid` provider kind: QR login with the 1Kosmos
+// BlockID app through UWL 2.0 sessions (/work/shared/providers/blockid-uwl.md).
+//
+// Start creates a session with the relying party's secp256k1 public key and
+// shows the session URL as the QR code; the app answers with the person's
+// data encrypted to that key; Poll decrypts it and checks it against the
+// person's account (see check in blockid.go). The answer is not signed, so
+// the checks of blockid-uwl.md §3 "What proves the poll answer is authentic"
+// are what makes it trustworthy.
+package blockid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/caddy-idv/caddy-idv/providers"
+	"github.com/caddy-idv/caddy-idv/providers/onekosmos"
+)
+
+func init() {
+	caddy.RegisterModule(Config{})
+}
+
+// Kind is the provider kind.
+const Kind = "blockid"
+
+// appID names us in the requestid header.
+const appID = "com.caddy-idv.blockid"
+
+// AuthTypes are the auth_type values the BlockID app understands.
+var authTypes = []string{"none", "face", "pin", "fingerprint"}
+
+// Config configures `provider blockid [<name>] { … }`.
+type Config struct {
+	providers.Common
+	onekosmos.TenantOptions
+	// Scopes are the data the app is asked to share (firstname, lastname,
+	// …; see blockid-uwl.md B4). They are sent comma-separated. Default:
+	// none (the app sends the DID and user id).
+	Scopes []string `json:"scopes,omitempty"`
+	// AuthType is the factor the app asks for: none, face, pin or
+	// fingerprint. Default: none.
+	AuthType string `json:"auth_type,omitempty"`
+	// Curve is the ECDH curve. Only secp256k1 (the default, used by every
+	// public tenant) is supported.
+	Curve string `json:"curve,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Config) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  providers.Namespace + "." + Kind,
+		New: func() caddy.Module { return new(Config) },
+	}
+}
+
+const known = "dns, community, license_key, scopes, auth_type, curve, base_url, timeout, claims"
+
+// UnmarshalCaddyfile reads the provider block.
+func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if err := c.UnmarshalHead(d); err != nil {
+		return err
+	}
+	for d.NextBlock(0) {
+		if ok, err := c.Common.UnmarshalOption(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if ok, err := c.TenantOptions.UnmarshalOption(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		switch d.Val() {
+		case "scopes":
+			c.Scopes = d.RemainingArgs()
+			if len(c.Scopes) == 0 {
+				return d.ArgErr()
+			}
+		case "auth_type":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			c.AuthType = d.Val()
+			if err := c.checkAuthType(); err != nil {
+				return d.Err(err.Error())
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "curve":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			c.Curve = d.Val()
+			if err := c.checkCurve(); err != nil {
+				return d.Err(err.Error())
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("provider blockid: unknown option %q (known: %s)", d.Val(), known)
+		}
+	}
+	if m := c.Missing(); m != "" {
+		return d.Errf("provider blockid: missing required option %q", m)
+	}
+	return nil
+}
+
+func (c *Config) checkAuthType() error {
+	if c.AuthType == "" {
+		return nil
+	}
+	for _, a := range authTypes {
+		if c.AuthType == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("provider blockid: auth_type %q: want one of %s", c.AuthType, strings.Join(authTypes, ", "))
+}
+
+func (c *Config) checkCurve() error {
+	if c.Curve != "" && c.Curve != "secp256k1" {
+		return fmt.Errorf("provider blockid: curve %q is not supported (only secp256k1)", c.Curve)
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if err := c.ValidateCommon(); err != nil {
+		return fmt.Errorf("provider blockid: %w", err)
+	}
+	if err := c.TenantOptions.Validate(); err != nil {
+		return fmt.Errorf("provider blockid: %w", err)
+	}
+	for _, s := range c.Scopes {
+		if s == "" || strings.ContainsAny(s, ", ") {
+			return fmt.Errorf("provider blockid: scope %q: one name per argument", s)
+		}
+	}
+	if err := c.checkAuthType(); err != nil {
+		return err
+	}
+	return c.checkCurve()
+}
+
+// Open implements providers.Config.
+func (c *Config) Open(env providers.Env) (providers.Provider, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if env.Store == nil || env.Now == nil || env.HTTP == nil {
+		return nil, errors.New("blockid: incomplete environment")
+	}
+	license, err := onekosmos.ResolveSecret("license_key", c.LicenseKey)
+	if err != nil {
+		return nil, fmt.Errorf("provider blockid: %w", err)
+	}
+	logger := env.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	name := env.Name
+	if name == "" {
+		name = Kind
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.CallTimeout())
+	defer cancel()
+	// The key pair lives in the shared store: the phone encrypts to the key
+	// registered at session creation, and any instance may poll.
+	prefix := Kind + "/" + onekosmos.StoreName(name) + "/"
+	key, err := onekosmos.LoadKeyPair(ctx, env.Store, prefix+"keypair")
+	if err != nil {
+		return nil, fmt.Errorf("blockid: %w", err)
+	}
+	authType := c.AuthType
+	if authType == "" {
+		authType = "none"
+	}
+	return &provider{
+		env:      env,
+		name:     name,
+		prefix:   prefix,
+		logger:   logger,
+		client:   onekosmos.NewClient(c.TenantOptions, license, &c.Common, env, key, appID),
+		key:      key,
+		scopes:   strings.Join(c.Scopes, ","),
+		authType: authType,
+		claims:   c.Claims,
+	}, nil
+}
+
+var (
+	_ providers.Config      = (*Config)(nil)
+	_ caddyfile.Unmarshaler = (*Config)(nil)
+	_ caddy.Validator       = (*Config)(nil)
+)
