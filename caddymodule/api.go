@@ -95,8 +95,21 @@ func sameOrigin(r *http.Request) bool {
 	return false
 }
 
+// serveLogin is the login page. ?provider=<name> limits the choice to one
+// provider (the OIDC provider's acr_values uses it); an unknown name is
+// ignored.
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
-	h.renderPage(w, r, http.StatusOK, "login", h.loginView(safeRedirect(r.URL.Query().Get("rd"))))
+	q := r.URL.Query()
+	view := h.loginView(safeRedirect(q.Get("rd")))
+	if only := q.Get("provider"); only != "" {
+		for _, p := range view.Providers {
+			if p.Name == only {
+				view.Providers = append(view.Providers[:0:0], p)
+				break
+			}
+		}
+	}
+	h.renderPage(w, r, http.StatusOK, "login", view)
 }
 
 // clientAddress is the client IP as Caddy determined it (honouring the
@@ -329,17 +342,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 			rd = r.PostForm.Get("rd")
 		}
 	}
-	if raw, _ := h.credential(r); raw != "" {
-		if sess, err := h.tokens.Verify(r.Context(), raw, h.expect(r)); err == nil {
-			if err := h.revoked.Revoke(r.Context(), sess.SID, sess.Expiry.Add(time.Minute)); err != nil {
-				h.logger.Error("logout: revoking session", zap.Error(err))
-				h.writeError(w, r, errorf(http.StatusServiceUnavailable, "unavailable", "Logging out failed; try again."))
-				return
-			}
-			h.tokens.Forget(raw)
-		}
+	if err := h.endSession(w, r); err != nil {
+		h.writeError(w, r, errorf(http.StatusServiceUnavailable, "unavailable", "Logging out failed; try again."))
+		return
 	}
-	h.clearSessionCookie(w, r)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Location", safeRedirect(rd))
 	w.WriteHeader(http.StatusSeeOther)

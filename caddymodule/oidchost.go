@@ -1,0 +1,86 @@
+package caddymodule
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-idv/caddy-idv/templates"
+	"github.com/caddy-idv/caddy-idv/token"
+)
+
+// oidcHost is the module as the OpenID Connect provider sees it (oidc.Host).
+type oidcHost struct{ h *Handler }
+
+// Session returns r's verified caddy-idv session (cookie or bearer), or nil.
+func (o oidcHost) Session(r *http.Request) *token.Session {
+	raw, _ := o.h.credential(r)
+	if raw == "" {
+		return nil
+	}
+	sess, err := o.h.tokens.Verify(r.Context(), raw, o.h.expect(r))
+	if err != nil {
+		return nil
+	}
+	return sess
+}
+
+// LoginURL sends the browser to the login page, limited to provider when
+// one is named, and back to returnTo afterwards.
+func (o oidcHost) LoginURL(returnTo, provider string) string {
+	q := url.Values{"rd": {safeRedirect(returnTo)}}
+	if provider != "" {
+		q.Set("provider", provider)
+	}
+	return o.h.Prefix + "/login?" + q.Encode()
+}
+
+// EndSession revokes r's session and clears its cookie.
+func (o oidcHost) EndSession(w http.ResponseWriter, r *http.Request) error {
+	return o.h.endSession(w, r)
+}
+
+// ProviderForACR maps an acr value to a provider: a provider's own name, or
+// an acr naming a kind ("urn:caddy-idv:demo", "urn:idv:uqudo:chip").
+func (o oidcHost) ProviderForACR(acr string) (string, bool) {
+	if p, ok := o.h.byName[acr]; ok {
+		return p.name, true
+	}
+	for _, p := range o.h.providers {
+		kind := p.info.Kind
+		if strings.HasSuffix(acr, ":"+kind) || strings.Contains(acr, ":"+kind+":") {
+			return p.name, true
+		}
+	}
+	return "", false
+}
+
+// RenderError shows the module's error page.
+func (o oidcHost) RenderError(w http.ResponseWriter, r *http.Request, status int, message string) {
+	o.h.renderPage(w, r, status, "error", templates.Error{
+		Page:    o.h.page(http.StatusText(status)),
+		Status:  status,
+		Heading: http.StatusText(status),
+		Message: message,
+	})
+}
+
+// endSession revokes the session r carries (cookie or bearer), so it is
+// refused at once here and within seconds on every instance sharing the
+// store, and clears the session cookie.
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) error {
+	if raw, _ := h.credential(r); raw != "" {
+		if sess, err := h.tokens.Verify(r.Context(), raw, h.expect(r)); err == nil {
+			if err := h.revoked.Revoke(r.Context(), sess.SID, sess.Expiry.Add(time.Minute)); err != nil {
+				h.logger.Error("ending session: revoking", zap.Error(err))
+				return err
+			}
+			h.tokens.Forget(raw)
+		}
+	}
+	h.clearSessionCookie(w, r)
+	return nil
+}
