@@ -229,7 +229,9 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 	}
 }
 
-func failed(msg string) *providers.Result { return &providers.Result{State: providers.Failed, Message: msg} }
+func failed(msg string) *providers.Result {
+	return &providers.Result{State: providers.Failed, Message: msg}
+}
 
 func expired() *providers.Result {
 	return &providers.Result{State: providers.Expired, Message: "The login expired before the BlockID app answered. Start again."}

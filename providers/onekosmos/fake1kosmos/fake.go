@@ -432,4 +432,3 @@ func abs(x int64) int64 {
 	}
 	return x
 }
-

@@ -339,7 +339,7 @@ func (f *Fake) Fail(id, reason, code string, camel bool) error {
 			ei["reason_code"] = code
 		}
 		s.Result = map[string]any{"sessionResult": "FAILED", "sessionId": s.ID,
-			"sessionData": map[string]any{"user": s.User, "documentType": s.DocType},
+			"sessionData":   map[string]any{"user": s.User, "documentType": s.DocType},
 			"extractedInfo": map[string]any{}, "errorInfo": ei}
 		return true
 	})
