@@ -1,0 +1,178 @@
+package oidc
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"go.uber.org/zap"
+)
+
+// logoutRequest is a parsed RP-initiated logout request (OpenID Connect
+// RP-Initiated Logout 1.0 §2).
+type logoutRequest struct {
+	IDTokenHint string
+	ClientID    string
+	RedirectURI string // post_logout_redirect_uri
+	State       string
+	Confirm     bool
+}
+
+func parseLogout(v url.Values) (*logoutRequest, bool) {
+	for _, vals := range v {
+		if len(vals) > 1 {
+			return nil, false
+		}
+		if len(vals[0]) > maxBody/2 {
+			return nil, false
+		}
+	}
+	return &logoutRequest{
+		IDTokenHint: v.Get("id_token_hint"),
+		ClientID:    v.Get("client_id"),
+		RedirectURI: v.Get("post_logout_redirect_uri"),
+		State:       v.Get("state"),
+		Confirm:     v.Get("confirm") == "yes",
+	}, true
+}
+
+// hint is what a valid id_token_hint tells.
+type hint struct {
+	client *client
+	sid    string
+	sub    string
+}
+
+// serveLogout is the end_session_endpoint (OpenID Connect RP-Initiated
+// Logout 1.0). It ends the browser's caddy-idv session, and with it every
+// token issued from that session, then redirects to post_logout_redirect_uri
+// when that URI is registered for the client, echoing state; otherwise it
+// shows a "logged out" page.
+//
+// An RP may send the browser here from anywhere, so a logout is done at
+// once only when id_token_hint proves the RP holds an ID token of this very
+// session (its sid); otherwise the person confirms with a button (§2:
+// "the OP SHOULD ask the End-User whether to log out"), which only a
+// same-origin POST can press.
+func (p *Provider) serveLogout(w http.ResponseWriter, r *http.Request) {
+	var v url.Values
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if err := r.ParseForm(); err != nil {
+			p.host.RenderError(w, r, http.StatusBadRequest, "The logout request is malformed.")
+			return
+		}
+		v = r.PostForm
+	} else {
+		var err error
+		if v, err = url.ParseQuery(r.URL.RawQuery); err != nil || len(r.URL.RawQuery) > maxBody {
+			p.host.RenderError(w, r, http.StatusBadRequest, "The logout request is malformed.")
+			return
+		}
+	}
+	req, ok := parseLogout(v)
+	if !ok {
+		p.host.RenderError(w, r, http.StatusBadRequest, "The logout request is malformed.")
+		return
+	}
+	var h *hint
+	if req.IDTokenHint != "" {
+		if h = p.parseHint(r.Context(), req.IDTokenHint); h == nil {
+			p.host.RenderError(w, r, http.StatusBadRequest, "The logout request carries an ID token that was not issued here.")
+			return
+		}
+	}
+	c := p.clients[req.ClientID]
+	if req.ClientID != "" && c == nil {
+		p.host.RenderError(w, r, http.StatusBadRequest, "The logout request names an unknown application.")
+		return
+	}
+	if h != nil {
+		if c != nil && c != h.client {
+			p.host.RenderError(w, r, http.StatusBadRequest, "The logout request's client_id does not match its ID token.")
+			return
+		}
+		c = h.client
+	}
+	redirect := ""
+	if req.RedirectURI != "" && c != nil && c.logouts[req.RedirectURI] {
+		redirect = req.RedirectURI
+	}
+
+	if sess := p.host.Session(r); sess != nil {
+		proven := h != nil && h.sid == sess.SID
+		confirmed := req.Confirm && r.Method == http.MethodPost && sameOrigin(r, p.origin)
+		if !proven && !confirmed {
+			form := map[string]string{"confirm": "yes"}
+			for k, val := range map[string]string{"client_id": req.ClientID, "post_logout_redirect_uri": req.RedirectURI, "state": req.State, "id_token_hint": req.IDTokenHint} {
+				if val != "" {
+					form[k] = val
+				}
+			}
+			writePage(w, r, http.StatusOK, pageData{
+				Title:   "Log out?",
+				Message: "An application asks to end your session.",
+				Action:  p.prefix + "/oidc/logout",
+				Form:    form,
+			})
+			return
+		}
+		if err := p.host.EndSession(w, r); err != nil {
+			p.logger.Error("oidc: logout: ending the session failed", zap.Error(err))
+			p.host.RenderError(w, r, http.StatusServiceUnavailable, "The session could not be ended. Try again.")
+			return
+		}
+		// Tokens issued from the session end with it, refresh tokens too.
+		if err := p.revocations.Revoke(r.Context(), sess.SID, p.revokeUntil(p.now())); err != nil {
+			p.logger.Warn("oidc: logout: recording the revocation failed", zap.Error(err))
+		}
+	}
+	if redirect != "" {
+		u, _ := url.Parse(redirect) // registered, checked by Validate
+		if req.State != "" {
+			q := u.Query()
+			q.Set("state", req.State)
+			u.RawQuery = q.Encode()
+		}
+		noStore(w)
+		w.Header().Set("Location", u.String())
+		w.WriteHeader(http.StatusFound)
+		return
+	}
+	writePage(w, r, http.StatusOK, pageData{Title: "Logged out", Message: "You have been logged out. You can close this window."})
+}
+
+// parseHint checks an id_token_hint: our signature and issuer, an aud that
+// is a registered client and azp, if any, the same. Its expiry is not
+// checked (RP-Initiated Logout §2: an expired ID token is a valid hint).
+func (p *Provider) parseHint(ctx context.Context, raw string) *hint {
+	claims, _, err := p.parseOwn(ctx, raw, false)
+	if err != nil {
+		return nil
+	}
+	aud, err := claims.GetAudience()
+	if err != nil || len(aud) != 1 {
+		return nil
+	}
+	c := p.clients[aud[0]]
+	if azp, ok := claims["azp"].(string); c == nil || !ok || azp != c.ID {
+		return nil
+	}
+	if _, isAT := claims["client_id"]; isAT {
+		return nil
+	}
+	sid, _ := claims["sid"].(string)
+	sub, _ := claims["sub"].(string)
+	return &hint{client: c, sid: sid, sub: sub}
+}
+
+// sameOrigin reports whether a POST came from the issuer's own origin
+// (CSRF): browsers send Origin on cross-origin POSTs and Sec-Fetch-Site on
+// every request.
+func sameOrigin(r *http.Request, origin string) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		return o == origin
+	}
+	return slices.Contains([]string{"", "same-origin"}, r.Header.Get("Sec-Fetch-Site"))
+}
