@@ -36,7 +36,6 @@ type provider struct {
 	key      *onekosmos.KeyPair
 	scopes   string
 	authType string
-	claims   []string
 }
 
 // Info implements providers.Provider.

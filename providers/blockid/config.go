@@ -198,7 +198,6 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 		key:      key,
 		scopes:   strings.Join(c.Scopes, ","),
 		authType: authType,
-		claims:   c.Claims,
 	}, nil
 }
 

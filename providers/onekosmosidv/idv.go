@@ -203,7 +203,9 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 
 const notVerified = "The identity service's answer could not be verified."
 
-func failed(msg string) *providers.Result { return &providers.Result{State: providers.Failed, Message: msg} }
+func failed(msg string) *providers.Result {
+	return &providers.Result{State: providers.Failed, Message: msg}
+}
 
 // result is the decrypted v3 answer (onekosmos-idv.md V2).
 type result struct {

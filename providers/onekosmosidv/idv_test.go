@@ -385,3 +385,8 @@ func TestBadState(t *testing.T) {
 		h.mustPoll(providers.Login{ID: "x", State: []byte(s)}, providers.Failed)
 	}
 }
+
+func testEnv() providers.Env {
+	clock := storetest.NewClock(time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC))
+	return providers.Env{Store: store.NewMemory(clock.Now), Now: clock.Now, Logger: zap.NewNop()}
+}
