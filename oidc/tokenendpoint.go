@@ -254,7 +254,8 @@ func (p *Provider) exchangeCode(ctx context.Context, c *client, t *tokenRequest)
 		p.revokeGrant(ctx, g.SID, g.Family, until)
 		return nil, errInvalidGrant("the code was already used")
 	}
-	_ = p.store.Delete(ctx, key)
+	// The code's record stays until it expires, so that a second use finds
+	// it and is detected as reuse, not as an unknown code.
 	if p.revocations.Revoked(g.SID) {
 		return nil, errInvalidGrant("the session has ended")
 	}
