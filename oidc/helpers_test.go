@@ -110,7 +110,7 @@ func (h *fakeHost) endedSIDs() []string {
 
 // env is a provider behind a real HTTP server on http://127.0.0.1.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	clock    *clock
 	store    *store.Memory
 	revs     *store.Revocations
@@ -140,8 +140,8 @@ func testClients() []oidc.Client {
 }
 
 func newEnv(t testing.TB) *env {
-	tt, _ := t.(*testing.T)
-	e := &env{t: tt, clock: newClock(), host: &fakeHost{sessions: map[string]*token.Session{}, acr: map[string]string{
+
+	e := &env{t: t, clock: newClock(), host: &fakeHost{sessions: map[string]*token.Session{}, acr: map[string]string{
 		"urn:caddy-idv:mobileid": "mobileid", "high": "mobileid",
 	}}}
 	e.store = store.NewMemory(e.clock.Now)
