@@ -5,5 +5,9 @@ package caddyidv
 
 import (
 	_ "github.com/caddy-idv/caddy-idv/caddymodule"
+	_ "github.com/caddy-idv/caddy-idv/providers/blockid"
 	_ "github.com/caddy-idv/caddy-idv/providers/demo"
+	_ "github.com/caddy-idv/caddy-idv/providers/marksign"
+	_ "github.com/caddy-idv/caddy-idv/providers/onekosmosidv"
+	_ "github.com/caddy-idv/caddy-idv/providers/uqudo"
 )

@@ -16,6 +16,13 @@ import (
 // ServeHTTP serves the module's own endpoints under Prefix and gates every
 // other request (CONTRACT §4).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// The OIDC endpoints come first: discovery lives at the issuer's path,
+	// which may be outside the prefix, and the token endpoint is called by
+	// other servers, not by this site's pages.
+	if h.oidc != nil && h.oidc.Handles(r.URL.Path) {
+		h.oidc.ServeHTTP(w, r)
+		return nil
+	}
 	if h.ownPath(r.URL.Path) {
 		h.serveOwn(w, r)
 		return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-idv/caddy-idv/oidc"
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/store"
 	"github.com/caddy-idv/caddy-idv/templates"
@@ -75,6 +76,7 @@ type Handler struct {
 	static    http.Handler
 	routes    map[string]http.Handler // provider routes by path, e.g. "/demo/"
 	trusted   []*trustedIssuer
+	oidc      *oidc.Provider
 	logger    *zap.Logger
 	now       func() time.Time
 	locks     *keyedMutex
@@ -240,7 +242,42 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 			return err
 		}
 	}
+	if h.OIDC != nil {
+		if err := h.openOIDC(); err != nil {
+			return err
+		}
+	}
 	h.background(ctx, keys)
+	return nil
+}
+
+// openOIDC starts the OpenID Connect provider on the module's keys, store
+// and sessions. Client secrets may be placeholders ({env.NAME}).
+func (h *Handler) openOIDC() error {
+	repl := caddy.NewReplacer()
+	cfg := oidc.Config{Issuer: h.OIDC.Issuer}
+	for _, c := range h.OIDC.Clients {
+		cfg.Clients = append(cfg.Clients, oidc.Client{
+			ID:                     c.ID,
+			Secret:                 repl.ReplaceKnown(c.Secret, ""),
+			RedirectURIs:           c.RedirectURIs,
+			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+			Subject:                c.Subject,
+		})
+	}
+	p, err := oidc.New(cfg, oidc.Options{
+		Tokens:      h.tokens,
+		Store:       h.store,
+		Revocations: h.revoked,
+		Host:        oidcHost{h},
+		Prefix:      h.Prefix,
+		Now:         h.now,
+		Logger:      h.logger.Named("oidc"),
+	})
+	if err != nil {
+		return fmt.Errorf("idv: %w", err)
+	}
+	h.oidc = p
 	return nil
 }
 

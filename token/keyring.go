@@ -289,6 +289,12 @@ func (k *Keyring) publicKey(ctx context.Context, kid string) (*ecdsa.PublicKey, 
 	return nil, ErrUnknownKey
 }
 
+// PublicKey returns the verification key for kid, for other token kinds
+// signed with this ring (OIDC ID and access tokens). See publicKey.
+func (k *Keyring) PublicKey(ctx context.Context, kid string) (*ecdsa.PublicKey, error) {
+	return k.publicKey(ctx, kid)
+}
+
 // JWKS returns the public keys as a JWK Set and an ETag for it.
 func (k *Keyring) JWKS() (body []byte, etag string) {
 	k.mu.RLock()

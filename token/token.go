@@ -63,12 +63,22 @@ func (s *Service) Keys() *Keyring { return s.keys }
 
 // Sign signs claims with the current ES256 key and sets the kid header.
 func (s *Service) Sign(claims jwt.Claims) (string, error) {
+	return s.SignTyped(claims, "")
+}
+
+// SignTyped is Sign with a typ header, such as "at+jwt" for OAuth 2.0
+// access tokens (RFC 9068 §2.1), so that one kind of token cannot be
+// passed off as another. An empty typ keeps "JWT".
+func (s *Service) SignTyped(claims jwt.Claims, typ string) (string, error) {
 	k, err := s.keys.signer()
 	if err != nil {
 		return "", err
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
 	t.Header["kid"] = k.kid
+	if typ != "" {
+		t.Header["typ"] = typ
+	}
 	raw, err := t.SignedString(k.private)
 	if err != nil {
 		return "", fmt.Errorf("token: sign: %w", err)
