@@ -125,6 +125,12 @@ func clientAddress(r *http.Request) string {
 	return host
 }
 
+// expiresFormat is RFC 3339 with milliseconds: a countdown to a time
+// rounded down to the second would end the login on the page up to a
+// second before it ends at the server, and an approval in that second would
+// be lost.
+const expiresFormat = "2006-01-02T15:04:05.000Z07:00"
+
 type startResponse struct {
 	ID          string `json:"id"`
 	Provider    string `json:"provider"`
@@ -210,7 +216,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := startResponse{
-		ID: id, Provider: p.name, ExpiresAt: pl.Expires.UTC().Format(time.RFC3339),
+		ID: id, Provider: p.name, ExpiresAt: pl.Expires.UTC().Format(expiresFormat),
 		QRText: ch.QRText, DeepLink: ch.DeepLink, ControlCode: ch.ControlCode,
 		StatusURL: h.Prefix + "/sessions/" + id,
 	}
