@@ -1,7 +1,6 @@
 package marksign
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
@@ -128,7 +127,7 @@ func (p *provider) identity(st *state, a *answer, now time.Time) *providers.Iden
 		}
 	}
 	return &providers.Identity{
-		Subject: subject(a.Country, st.Code, slices.Contains(p.claims, "personal_code")),
+		Subject: p.subject(a.Country, st.Code, slices.Contains(p.claims, "personal_code")),
 		Claims:  claims,
 		// Mobile-ID is a notified eIDAS scheme at level high; the key lives
 		// on the SIM and is unlocked with PIN1.
@@ -138,14 +137,15 @@ func (p *provider) identity(st *state, a *answer, now time.Time) *providers.Iden
 	}
 }
 
-// subject is stable per person and country. It is a hash of the personal
-// code, so tokens do not carry the national identifier, unless the operator
-// lists personal_code in claims and so has chosen to see it: then it is the
-// certificate's semantics identifier itself.
-func subject(country, code string, plain bool) string {
+// subject is stable per person and country. It is keyed with the
+// deployment's subject secret, so tokens do not carry the national
+// identifier (a plain hash would not do: the few codes possible per birth
+// date can all be tried), unless the operator lists personal_code in claims
+// and so has chosen to see it: then it is the certificate's semantics
+// identifier itself.
+func (p *provider) subject(country, code string, plain bool) string {
 	if plain {
 		return "marksign:PNO" + country + "-" + code
 	}
-	sum := sha256.Sum256([]byte(country + code))
-	return "marksign:" + base64.RawURLEncoding.EncodeToString(sum[:])[:22]
+	return providers.KeyedSubject(p.subKey, "marksign:", country, code)
 }

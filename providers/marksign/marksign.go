@@ -99,10 +99,16 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 		logger.Warn("marksign: trusted_ca is not set: the person's certificate is checked for dates and subject only, not for its issuer",
 			zap.String("provider", env.Name))
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.CallTimeout())
+	defer cancel()
+	subKey, err := providers.LoadSecret(ctx, env.Store, providers.SubjectSecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("marksign: %w", err)
+	}
 	return &provider{
 		env: env, http: client, logger: logger, base: base, token: token,
 		language: c.Language, message: c.Message, countries: countries, roots: roots,
-		lifetime: lifetime, claims: claims,
+		lifetime: lifetime, claims: claims, subKey: subKey,
 	}, nil
 }
 
@@ -118,6 +124,7 @@ type provider struct {
 	roots     *x509.CertPool
 	lifetime  time.Duration
 	claims    []string
+	subKey    []byte
 }
 
 // Info implements providers.Provider.

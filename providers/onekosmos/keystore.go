@@ -36,29 +36,6 @@ func LoadKeyPair(ctx context.Context, s store.Store, key string) (*KeyPair, erro
 	return kp, nil
 }
 
-// LoadSecret returns 32 random bytes kept under key in the shared store,
-// created once (for keyed hashes that must agree across instances).
-func LoadSecret(ctx context.Context, s store.Store, key string) ([]byte, error) {
-	raw, err := s.Get(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		kp, gerr := GenerateKey()
-		if gerr != nil {
-			return nil, gerr
-		}
-		if _, err := s.SetIfAbsent(ctx, key, []byte(kp.PrivateBase64()), 0); err != nil {
-			return nil, fmt.Errorf("onekosmos: save secret: %w", err)
-		}
-		raw, err = s.Get(ctx, key)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("onekosmos: load secret: %w", err)
-	}
-	if len(raw) < 32 {
-		return nil, fmt.Errorf("onekosmos: stored secret %s is too short", key)
-	}
-	return raw, nil
-}
-
 // StoreName makes a provider name safe inside a store key.
 func StoreName(name string) string {
 	out := make([]byte, 0, len(name))

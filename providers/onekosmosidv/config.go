@@ -188,7 +188,7 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 	}
 	// The subject is a keyed hash of the document, so that it is stable
 	// for this deployment but tells nobody else the document number.
-	subKey, err := onekosmos.LoadSecret(ctx, env.Store, prefix+"subject-key")
+	subKey, err := providers.LoadSecret(ctx, env.Store, providers.SubjectSecretKey)
 	if err != nil {
 		return nil, fmt.Errorf("onekosmos_idv: %w", err)
 	}

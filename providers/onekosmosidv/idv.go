@@ -3,8 +3,6 @@ package onekosmosidv
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -467,9 +465,7 @@ func (p *provider) identity(r *result, selfie bool, st state) *providers.Identit
 	if t, ok := parseDate(d.DOI); ok && p.listed["document_issued"] {
 		claims["document_issued"] = t.Format("2006-01-02")
 	}
-	m := hmac.New(sha256.New, p.subKey)
-	m.Write([]byte(strings.ToUpper(d.Country) + "\x00" + strings.ToUpper(firstOf(d.Type, d.DocumentType)) + "\x00" + strings.ToUpper(docNumber)))
-	sub := Kind + ":" + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:20])
+	sub := providers.KeyedSubject(p.subKey, Kind+":", strings.ToUpper(d.Country), strings.ToUpper(firstOf(d.Type, d.DocumentType)), strings.ToUpper(docNumber))
 	acr, amr := "urn:idv:1kosmos:ial1", []string(nil)
 	if selfie {
 		acr, amr = "urn:idv:1kosmos:ial2", []string{"face"}

@@ -1,8 +1,6 @@
 package uqudo
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -147,7 +145,7 @@ func (p *provider) identity(c jwt.MapClaims) (*providers.Result, string) {
 		}
 	}
 	id := &providers.Identity{
-		Subject: subject(issuer, d.DocumentType, docNumber, identityNumber),
+		Subject: p.subject(issuer, d.DocumentType, docNumber, identityNumber),
 		Claims:  claims,
 		ACR:     acrScan,
 	}
@@ -166,14 +164,13 @@ func (p *provider) identity(c jwt.MapClaims) (*providers.Result, string) {
 
 // subject is stable across logins with the same document (uqudo.md §4) and
 // across document renewals when the document carries a national identity
-// number. It is a hash, so the token's sub never reveals the number.
-func subject(issuer, docType, docNumber, identityNumber string) string {
-	in := "doc\x00" + issuer + "\x00" + docType + "\x00" + docNumber
+// number. It is keyed with the deployment's subject secret, so the token's
+// sub never reveals the number, not even to someone who tries every one.
+func (p *provider) subject(issuer, docType, docNumber, identityNumber string) string {
 	if identityNumber != "" {
-		in = "nid\x00" + issuer + "\x00" + identityNumber
+		return providers.KeyedSubject(p.subKey, "uqudo:", "nid", issuer, identityNumber)
 	}
-	sum := sha256.Sum256([]byte(in))
-	return "uqudo:" + base64.RawURLEncoding.EncodeToString(sum[:])[:22]
+	return providers.KeyedSubject(p.subKey, "uqudo:", "doc", issuer, docType, docNumber)
 }
 
 func first(vs ...string) string {

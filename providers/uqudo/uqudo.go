@@ -114,6 +114,13 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 		Namespace: Kind,
 		Now:       env.Now,
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.CallTimeout())
+	defer cancel()
+	subKey, err := providers.LoadSecret(ctx, env.Store, providers.SubjectSecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("uqudo: %w", err)
+	}
+	p.subKey = subKey
 	p.resetToken()
 	return p, nil
 }
@@ -131,6 +138,7 @@ type provider struct {
 	oauth     *clientcredentials.Config
 	keys      *remoteKeys
 	validator *jwsverify.Validator
+	subKey    []byte
 
 	mu     sync.Mutex
 	tokens oauth2.TokenSource
