@@ -213,6 +213,14 @@ func (s *syncBuffer) String() string {
 type Browser struct {
 	*http.Client
 	Jar *cookiejar.Jar
+	// Host, when set, is sent as the Host of every request, as a load
+	// balancer in front of several instances does.
+	Host string
+}
+
+// Via returns a browser that shares b's cookies and sends host as Host.
+func (b *Browser) Via(host string) *Browser {
+	return &Browser{Client: b.Client, Jar: b.Jar, Host: host}
 }
 
 // NewBrowser returns a fresh browser.
@@ -237,6 +245,9 @@ func (b *Browser) Do(t testing.TB, method, rawURL string, body io.Reader, header
 	}
 	for k, v := range header {
 		req.Header.Set(k, v)
+	}
+	if b.Host != "" {
+		req.Host = b.Host
 	}
 	resp, err := b.Client.Do(req)
 	if err != nil {
