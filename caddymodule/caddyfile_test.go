@@ -71,11 +71,11 @@ func TestAdaptErrors(t *testing.T) {
 		want string
 	}{
 		"unknown-option":            {4, `unknown option "colour"`},
-		"unknown-kind":              {3, `unknown kind "keycloak" (available: demo`},
+		"unknown-kind":              {3, `unknown kind "keycloak" (available: blockid, demo, marksign_mobileid, onekosmos_idv, uqudo)`},
 		"bad-duration":              {5, `session lifetime: bad duration "forever"`},
 		"no-provider":               {4, "at least one `provider <kind>` is required"},
 		"duplicate-name":            {4, `the name "demo" is used twice`},
-		"bad-provider-option":       {4, `provider demo: unknown option "usr"`},
+		"bad-provider-option":       {4, `provider demo: unknown option "usr" (known: user, lifetime, base_url, timeout, claims)`},
 		"bad-timeout":               {4, `timeout: bad duration "-5s"`},
 		"bad-same-site":             {5, `same_site: "sometimes" must be lax, strict or none`},
 		"bad-limit":                 {5, `limit per_address: "many" is not a positive count`},

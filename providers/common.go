@@ -119,3 +119,60 @@ func RewriteBase(raw, base string) (string, error) {
 	u.Scheme, u.Host = b.Scheme, b.Host
 	return u.String(), nil
 }
+
+// UnmarshalBlock reads `provider <kind> [<name>] { ... }`: the head, the
+// options every kind shares, and each other option through opt, which
+// reports whether it knew the option (the dispenser is on its name). known
+// lists the kind's own options for the error about an unknown one.
+func (c *Common) UnmarshalBlock(d *caddyfile.Dispenser, kind, known string, opt func(name string) (bool, error)) error {
+	if err := c.UnmarshalHead(d); err != nil {
+		return err
+	}
+	for d.NextBlock(0) {
+		if ok, err := c.UnmarshalOption(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		name := d.Val()
+		ok, err := opt(name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return d.Errf("provider %s: unknown option %q (known: %s, base_url, timeout, claims)", kind, name, known)
+		}
+	}
+	return nil
+}
+
+// Arg reads the one argument of the current option.
+func Arg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
+
+// DurationArg reads the one argument of the current option as a duration
+// greater than zero and at most max (no upper bound when max is 0).
+func DurationArg(d *caddyfile.Dispenser, kind string, max time.Duration) (caddy.Duration, error) {
+	name := d.Val()
+	v, err := Arg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 || (max > 0 && dur > max) {
+		if max > 0 {
+			return 0, d.Errf("provider %s: %s: want a duration between 1s and %s, got %q", kind, name, max, v)
+		}
+		return 0, d.Errf("provider %s: %s: bad duration %q", kind, name, v)
+	}
+	return caddy.Duration(dur), nil
+}

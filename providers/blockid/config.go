@@ -60,62 +60,48 @@ func (Config) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-const known = "dns, community, license_key, scopes, auth_type, curve, base_url, timeout, claims"
+const known = "dns, community, license_key, scopes, auth_type, curve"
 
 // UnmarshalCaddyfile reads the provider block.
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := c.UnmarshalHead(d); err != nil {
-		return err
-	}
-	for d.NextBlock(0) {
-		if ok, err := c.Common.UnmarshalOption(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
+	err := c.UnmarshalBlock(d, Kind, known, func(name string) (bool, error) {
 		if ok, err := c.TenantOptions.UnmarshalOption(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
+			return true, err
 		}
-		switch d.Val() {
+		var err error
+		switch name {
 		case "scopes":
-			c.Scopes = d.RemainingArgs()
-			if len(c.Scopes) == 0 {
-				return d.ArgErr()
+			if c.Scopes = d.RemainingArgs(); len(c.Scopes) == 0 {
+				return true, d.ArgErr()
 			}
 		case "auth_type":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			c.AuthType = d.Val()
-			if err := c.checkAuthType(); err != nil {
-				return d.Err(err.Error())
-			}
-			if d.NextArg() {
-				return d.ArgErr()
+			if c.AuthType, err = providers.Arg(d); err == nil {
+				err = wrap(d, c.checkAuthType())
 			}
 		case "curve":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			c.Curve = d.Val()
-			if err := c.checkCurve(); err != nil {
-				return d.Err(err.Error())
-			}
-			if d.NextArg() {
-				return d.ArgErr()
+			if c.Curve, err = providers.Arg(d); err == nil {
+				err = wrap(d, c.checkCurve())
 			}
 		default:
-			return d.Errf("provider blockid: unknown option %q (known: %s)", d.Val(), known)
+			return false, nil
 		}
+		return true, err
+	})
+	if err != nil {
+		return err
 	}
 	if m := c.Missing(); m != "" {
 		return d.Errf("provider blockid: missing required option %q", m)
 	}
 	return nil
+}
+
+// wrap adds the file and line to a validation error.
+func wrap(d *caddyfile.Dispenser, err error) error {
+	if err == nil {
+		return nil
+	}
+	return d.Err(err.Error())
 }
 
 func (c *Config) checkAuthType() error {

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -70,48 +71,22 @@ func (Config) CaddyModule() caddy.ModuleInfo {
 
 // UnmarshalCaddyfile reads `provider demo [<name>] { user <name...>; lifetime <d> }`.
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := c.UnmarshalHead(d); err != nil {
-		return err
-	}
-	for d.NextBlock(0) {
-		if ok, err := c.UnmarshalOption(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		switch d.Val() {
+	return c.UnmarshalBlock(d, Kind, "user, lifetime", func(name string) (bool, error) {
+		var err error
+		switch name {
 		case "user":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
-				return d.ArgErr()
+				return true, d.ArgErr()
 			}
-			c.User = joinArgs(args)
+			c.User = strings.Join(args, " ")
 		case "lifetime":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return d.Errf("lifetime: bad duration %q", d.Val())
-			}
-			c.Lifetime = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
-			}
+			c.Lifetime, err = providers.DurationArg(d, Kind, 0)
 		default:
-			return d.Errf("provider demo: unknown option %q (known: user, lifetime, base_url, timeout, claims)", d.Val())
+			return false, nil
 		}
-	}
-	return nil
-}
-
-func joinArgs(args []string) string {
-	out := args[0]
-	for _, a := range args[1:] {
-		out += " " + a
-	}
-	return out
+		return true, err
+	})
 }
 
 // Open implements providers.Config.

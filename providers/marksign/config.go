@@ -90,77 +90,60 @@ func (Config) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-const knownOptions = "access_token, locale, language, message, trusted_ca, countries, lifetime, base_url, timeout, claims"
+const knownOptions = "access_token, locale, language, message, trusted_ca, countries, lifetime"
 
 // UnmarshalCaddyfile reads the provider block shown on Config.
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := c.UnmarshalHead(d); err != nil {
-		return err
-	}
-	for d.NextBlock(0) {
-		if ok, err := c.UnmarshalOption(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		switch opt := d.Val(); opt {
+	err := c.UnmarshalBlock(d, Kind, knownOptions, func(opt string) (bool, error) {
+		switch opt {
 		case "message":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
-				return d.ArgErr()
+				return true, d.ArgErr()
 			}
 			c.Message = strings.Join(args, " ")
 			if err := checkMessage(c.Message); err != nil {
-				return d.Errf("provider marksign_mobileid: %v", err)
+				return true, d.Errf("provider marksign_mobileid: %v", err)
 			}
 		case "countries":
-			c.Countries = d.RemainingArgs()
-			if len(c.Countries) == 0 {
-				return d.ArgErr()
+			if c.Countries = d.RemainingArgs(); len(c.Countries) == 0 {
+				return true, d.ArgErr()
 			}
 			if err := checkCountries(c.Countries); err != nil {
-				return d.Errf("provider marksign_mobileid: %v", err)
+				return true, d.Errf("provider marksign_mobileid: %v", err)
 			}
 		case "lifetime":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return d.Errf("provider marksign_mobileid: lifetime: bad duration %q", d.Val())
-			}
-			c.Lifetime = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
-			}
+			var err error
+			c.Lifetime, err = providers.DurationArg(d, Kind, 0)
+			return true, err
 		case "access_token", "locale", "language", "trusted_ca":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			v := d.Val()
-			if d.NextArg() {
-				return d.ArgErr()
+			v, err := providers.Arg(d)
+			if err != nil {
+				return true, err
 			}
 			switch opt {
 			case "access_token":
 				c.AccessToken = v
 			case "locale":
 				if v != "en" && v != "lt" {
-					return d.Errf("provider marksign_mobileid: locale %q: want en or lt", v)
+					return true, d.Errf("provider marksign_mobileid: locale %q: want en or lt", v)
 				}
 				c.Locale = v
 			case "language":
 				if !slices.Contains([]string{"LIT", "ENG", "RUS", "EST"}, v) {
-					return d.Errf("provider marksign_mobileid: language %q: want LIT, ENG, RUS or EST", v)
+					return true, d.Errf("provider marksign_mobileid: language %q: want LIT, ENG, RUS or EST", v)
 				}
 				c.Language = v
 			case "trusted_ca":
 				c.TrustedCA = v
 			}
 		default:
-			return d.Errf("provider marksign_mobileid: unknown option %q (known: %s)", opt, knownOptions)
+			return false, nil
 		}
+		return true, nil
+	})
+	if err != nil {
+		return err
 	}
 	if c.AccessToken == "" {
 		return d.Errf("provider marksign_mobileid: missing option access_token")

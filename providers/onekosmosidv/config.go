@@ -71,57 +71,38 @@ func (Config) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-const known = "dns, community, license_key, dvc_id, document_type, lifetime, require_selfie, base_url, timeout, claims"
+const known = "dns, community, license_key, dvc_id, document_type, lifetime, require_selfie"
 
 // UnmarshalCaddyfile reads the provider block.
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := c.UnmarshalHead(d); err != nil {
-		return err
-	}
-	for d.NextBlock(0) {
-		if ok, err := c.Common.UnmarshalOption(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
+	err := c.UnmarshalBlock(d, Kind, known, func(name string) (bool, error) {
 		if ok, err := c.TenantOptions.UnmarshalOption(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
+			return true, err
 		}
-		switch d.Val() {
+		var err error
+		switch name {
 		case "dvc_id":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			c.DvcID = d.Val()
+			c.DvcID, err = providers.Arg(d)
 		case "document_type":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			c.DocumentType = d.Val()
-			if _, ok := documentTypes[c.DocumentType]; !ok {
-				return d.Errf("provider onekosmos_idv: document_type %q: want ppt_object, dl_object or idcard_object", c.DocumentType)
+			if c.DocumentType, err = providers.Arg(d); err == nil {
+				if _, ok := documentTypes[c.DocumentType]; !ok {
+					err = d.Errf("provider onekosmos_idv: document_type %q: want ppt_object, dl_object or idcard_object", c.DocumentType)
+				}
 			}
 		case "lifetime":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return d.Errf("provider onekosmos_idv: lifetime: bad duration %q", d.Val())
-			}
-			c.Lifetime = caddy.Duration(dur)
+			c.Lifetime, err = providers.DurationArg(d, Kind, 0)
 		case "require_selfie":
 			c.RequireSelfie = true
+			if d.NextArg() {
+				err = d.ArgErr()
+			}
 		default:
-			return d.Errf("provider onekosmos_idv: unknown option %q (known: %s)", d.Val(), known)
+			return false, nil
 		}
-		if d.NextArg() {
-			return d.ArgErr()
-		}
+		return true, err
+	})
+	if err != nil {
+		return err
 	}
 	m := c.Missing()
 	switch {

@@ -112,34 +112,15 @@ func (Config) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-const knownOptions = "client_id, client_secret, data, auth_url, api_url, ws_url, jwks_url, issuer, qr, lifetime, base_url, timeout, claims"
+const knownOptions = "client_id, client_secret, data, auth_url, api_url, ws_url, jwks_url, issuer, qr, lifetime"
 
 // UnmarshalCaddyfile reads the provider block shown on Config.
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := c.UnmarshalHead(d); err != nil {
-		return err
-	}
-	for d.NextBlock(0) {
-		if ok, err := c.UnmarshalOption(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		opt := d.Val()
+	err := c.UnmarshalBlock(d, Kind, knownOptions, func(opt string) (bool, error) {
 		if opt == "lifetime" {
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 || dur > maxLifetime {
-				return d.Errf("provider uqudo: lifetime: want a duration between 1s and %s, got %q", maxLifetime, d.Val())
-			}
-			c.Lifetime = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			continue
+			var err error
+			c.Lifetime, err = providers.DurationArg(d, Kind, maxLifetime)
+			return true, err
 		}
 		dst := map[string]*string{
 			"client_id": &c.ClientID, "client_secret": &c.ClientSecret, "data": &c.Data,
@@ -147,18 +128,20 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			"jwks_url": &c.JWKSURL, "issuer": &c.Issuer, "qr": &c.QR,
 		}[opt]
 		if dst == nil {
-			return d.Errf("provider uqudo: unknown option %q (known: %s)", opt, knownOptions)
+			return false, nil
 		}
-		if !d.NextArg() {
-			return d.ArgErr()
+		v, err := providers.Arg(d)
+		if err != nil {
+			return true, err
 		}
-		*dst = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
+		*dst = v
 		if err := c.checkOption(opt); err != nil {
-			return d.Errf("provider uqudo: %v", err)
+			return true, d.Errf("provider uqudo: %v", err)
 		}
+		return true, nil
+	})
+	if err != nil {
+		return err
 	}
 	if c.ClientID == "" {
 		return d.Errf("provider uqudo: missing option client_id")
