@@ -607,10 +607,8 @@ func assertLocal(t *testing.T, payload, loc string) {
 
 func corpus(t *testing.T) []string {
 	t.Helper()
-	f, err := os.Open(e2e.RepoPath("..", "shared", "testdata", "openredirects.txt"))
-	if err != nil {
-		f, err = os.Open(e2e.RepoPath("caddymodule", "testdata", "openredirects.txt"))
-	}
+	// The repository's copy of oauth2-proxy's corpus (MIT, see its README).
+	f, err := os.Open(e2e.RepoPath("templates", "testdata", "openredirects.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
