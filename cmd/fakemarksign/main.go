@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8092", "loopback address to listen on")
+	addr := flag.String("addr", "127.0.0.1:8093", "loopback address to listen on")
 	auto := flag.Duration("auto", 0, "approve every login this long after it starts (0: use the /fake/ page)")
 	caFile := flag.String("ca", filepath.Join(os.TempDir(), "fakemarksign-ca.pem"), "where to write the test CA certificate")
 	flag.Parse()
