@@ -70,17 +70,24 @@ func (o oidcHost) RenderError(w http.ResponseWriter, r *http.Request, status int
 
 // endSession revokes the session r carries (cookie or bearer), so it is
 // refused at once here and within seconds on every instance sharing the
-// store, and clears the session cookie.
+// store, and clears the session cookie. When the store cannot record the
+// revocation, the session is still refused here and its cookie cleared, and
+// the error tells the caller to ask the person to try again, so that the
+// other instances learn of it too.
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) error {
-	if raw, _ := h.credential(r); raw != "" {
-		if sess, err := h.tokens.Verify(r.Context(), raw, h.expect(r)); err == nil {
-			if err := h.revoked.Revoke(r.Context(), sess.SID, sess.Expiry.Add(time.Minute)); err != nil {
-				h.logger.Error("ending session: revoking", zap.Error(err))
-				return err
-			}
-			h.tokens.Forget(raw)
-		}
-	}
 	h.clearSessionCookie(w, r)
+	raw, _ := h.credential(r)
+	if raw == "" {
+		return nil
+	}
+	sess, err := h.tokens.Verify(r.Context(), raw, h.expect(r))
+	if err != nil {
+		return nil
+	}
+	h.tokens.Forget(raw)
+	if err := h.revoked.Revoke(r.Context(), sess.SID, sess.Expiry.Add(time.Minute)); err != nil {
+		h.logger.Error("ending session: recording the revocation", zap.Error(err))
+		return err
+	}
 	return nil
 }
