@@ -1,137 +1,30 @@
 package redisstore_test
 
 import (
-	"bufio"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-idv/caddy-idv/internal/e2e"
 )
 
-// redisServer is a real redis-server started for a test on a free port of
-// 127.0.0.1, without persistence, in a directory of its own. It is killed
-// when the test ends.
+// redisServer is the shared test redis-server (internal/e2e), with the
+// short names these tests use.
 type redisServer struct {
-	tb   testing.TB
-	bin  string
-	dir  string
-	port int
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	*e2e.Redis
+	tb testing.TB
 }
 
-// startRedis starts a redis-server for tb. Without the binary it skips tb,
-// or fails it when the CI environment variable is set, since CI installs
-// the redis-server package (scripts/test.sh) and must not skip silently.
-func startRedis(tb testing.TB) *redisServer {
-	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("redis-server is not installed (apt-get install redis-server): %v", err)
-		}
-		tb.Skip("redis-server is not installed; the Redis tests need it (they fail instead of skipping when CI is set)")
-	}
-	s := &redisServer{tb: tb, bin: bin, dir: tb.TempDir(), port: freePort(tb)}
-	tb.Cleanup(s.stop)
-	s.start()
-	return s
-}
+func startRedis(tb testing.TB) *redisServer { return &redisServer{Redis: e2e.StartRedis(tb), tb: tb} }
 
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// url is the store URL of the server, with database db.
-func (s *redisServer) url() string {
-	return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port)
-}
-
-// start starts the server (again) on its port and returns once it has
-// written that it accepts connections.
-func (s *redisServer) start() {
-	s.tb.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, w, err := os.Pipe()
-	if err != nil {
-		s.tb.Fatal(err)
-	}
-	cmd := exec.Command(s.bin, "--save", "", "--appendonly", "no",
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir)
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("start redis-server: %v", err)
-	}
-	w.Close()
-	ready := make(chan struct{})
-	var out strings.Builder
-	var outMu sync.Mutex
-	go func() {
-		// Reads until the server exits, so that it never blocks on a
-		// full pipe.
-		sc := bufio.NewScanner(r)
-		signalled := false
-		for sc.Scan() {
-			outMu.Lock()
-			out.WriteString(sc.Text() + "\n")
-			outMu.Unlock()
-			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
-				signalled = true
-				close(ready)
-			}
-		}
-		r.Close()
-	}()
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	select {
-	case <-ready:
-	case <-exited:
-		outMu.Lock()
-		defer outMu.Unlock()
-		s.tb.Fatalf("redis-server exited at start:\n%s", out.String())
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		s.tb.Fatal("redis-server did not become ready within 30 s")
-	}
-	s.cmd, s.exited = cmd, exited
-}
-
-// stop kills the server, as a crash would, and waits for it to exit.
-func (s *redisServer) stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-	s.cmd = nil
-}
+func (s *redisServer) url() string { return s.URL() }
+func (s *redisServer) start()      { s.Start() }
+func (s *redisServer) stop()       { s.Stop() }
 
 // client returns a plain go-redis client of the server, for what the tests
 // check behind the store's back.
 func (s *redisServer) client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port)})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	s.tb.Cleanup(func() { c.Close() })
 	return c
 }
