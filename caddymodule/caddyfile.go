@@ -97,9 +97,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "store":
-			return d.Errf("%s: not supported by this version of caddy-idv yet", opt)
+			args := d.RemainingArgs()
+			if len(args) != 2 || args[0] != "redis" {
+				return d.Errf("store: want `store redis <url>`")
+			}
+			h.Store = &StoreConfig{Type: "redis", URL: args[1]}
 		default:
-			return d.Errf("unknown option %q (known: provider, prefix, session, limit, require, header, oidc, trust_issuer, templates)", opt)
+			return d.Errf("unknown option %q (known: provider, prefix, session, limit, require, header, oidc, trust_issuer, templates, store)", opt)
 		}
 	}
 	if len(h.ProvidersRaw) == 0 {

@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"net/http"
+	"strings"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -11,14 +12,23 @@ import (
 	"github.com/caddy-idv/caddy-idv/internal/e2e"
 )
 
-// cluster starts two instances that share one file system storage, as two
-// Caddy servers behind a load balancer sharing a volume would.
-func cluster(t *testing.T) (a, b *e2e.Instance) {
+// stores are the two ways instances share state (CONTRACT §9): one file
+// system storage (as on a shared volume), or Redis with each instance on its
+// own storage.
+var stores = []string{"file", "redis"}
+
+// cluster starts two instances sharing state through kind, as two Caddy
+// servers behind a load balancer would.
+func cluster(t *testing.T, kind string) (a, b *e2e.Instance, redis *e2e.Redis) {
 	t.Helper()
-	dir := t.TempDir()
-	a = e2e.Start(t, site, e2e.Options{Storage: dir})
-	b = e2e.Start(t, site, e2e.Options{Storage: dir})
-	return a, b
+	if kind == "file" {
+		dir := t.TempDir()
+		return e2e.Start(t, site, e2e.Options{Storage: dir}), e2e.Start(t, site, e2e.Options{Storage: dir}), nil
+	}
+	redis = e2e.StartRedis(t)
+	cfg := strings.Replace(site, "idv {", "idv {\n\t\tstore redis {env.IDV_REDIS_URL}", 1)
+	env := []string{"IDV_REDIS_URL=" + redis.URL()}
+	return e2e.Start(t, cfg, e2e.Options{Env: env}), e2e.Start(t, cfg, e2e.Options{Env: env}), redis
 }
 
 // viaLB is what a load balancer in front of A and B does: every request
@@ -30,7 +40,13 @@ func viaLB(br *e2e.Browser, a *e2e.Instance) *e2e.Browser {
 }
 
 func TestClusterSharesLoginsAndSessions(t *testing.T) {
-	a, b := cluster(t)
+	for _, kind := range stores {
+		t.Run(kind, func(t *testing.T) { testClusterSharesLoginsAndSessions(t, kind) })
+	}
+}
+
+func testClusterSharesLoginsAndSessions(t *testing.T, kind string) {
+	a, b, _ := cluster(t, kind)
 	br := e2e.NewBrowser()
 
 	// A login started on A is answered on B (the pending cookie is sealed
@@ -66,7 +82,8 @@ func TestClusterSharesLoginsAndSessions(t *testing.T) {
 	if string(ja) != string(jb) {
 		t.Fatal("instances publish different keys")
 	}
-	// ...and a logout on A is refused on A at once and on B within 10 s.
+	// ...and a logout on A is refused on A at once, and on B at once with
+	// Redis (publish/subscribe) and within 10 s with file storage.
 	if code, _, _ := api.Do(t, http.MethodPost, a.URL+"/.idv/logout", nil, map[string]string{"Authorization": "Bearer " + tok}); code != http.StatusSeeOther {
 		t.Fatalf("logout on A: %d", code)
 	}
@@ -79,7 +96,11 @@ func TestClusterSharesLoginsAndSessions(t *testing.T) {
 		if code == 401 {
 			break
 		}
-		if time.Since(start) > 10*time.Second {
+		limit := 10 * time.Second
+		if kind == "redis" {
+			limit = time.Second
+		}
+		if time.Since(start) > limit {
 			t.Fatalf("B still accepts the token %s after logout on A", time.Since(start))
 		}
 		time.Sleep(100 * time.Millisecond) // no signal crosses processes; poll B
@@ -90,7 +111,13 @@ func TestClusterSharesLoginsAndSessions(t *testing.T) {
 // TestClusterApprovesOnce races approvals of the same login on A and B:
 // exactly one may win, every time.
 func TestClusterApprovesOnce(t *testing.T) {
-	a, b := cluster(t)
+	for _, kind := range stores {
+		t.Run(kind, func(t *testing.T) { testClusterApprovesOnce(t, kind) })
+	}
+}
+
+func testClusterApprovesOnce(t *testing.T, kind string) {
+	a, b, _ := cluster(t, kind)
 	br := e2e.NewBrowser()
 	for round := 0; round < 20; round++ {
 		s := br.StartLogin(t, a.URL, map[string]string{"provider": "demo"})
@@ -127,5 +154,39 @@ func TestClusterApprovesOnce(t *testing.T) {
 		if st := br.Poll(t, a.URL, s, 5); st.State != "completed" {
 			t.Fatalf("round %d: %+v", round, st)
 		}
+	}
+}
+
+// TestRedisOutage stops Redis under two running instances: requests that
+// need it fail closed with 503, sessions already verified keep working, and
+// everything recovers by itself when Redis is back.
+func TestRedisOutage(t *testing.T) {
+	a, b, redis := cluster(t, "redis")
+	br := e2e.NewBrowser()
+	if _, st := login(t, a, br, nil, "/"); st.State != "completed" {
+		t.Fatal(st)
+	}
+	redis.Stop()
+	code, _, body := br.Do(t, http.MethodPost, b.URL+"/.idv/sessions", strings.NewReader(`{"provider":"demo"}`), map[string]string{"Content-Type": "application/json"})
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), `"error":"unavailable"`) {
+		t.Fatalf("start login with Redis down: %d %s", code, body)
+	}
+	if code, _, _ := br.Do(t, http.MethodGet, a.URL+"/", nil, nil); code != 200 {
+		t.Fatalf("a verified session with Redis down: %d", code)
+	}
+	redis.Start()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, _, _ := br.Do(t, http.MethodPost, b.URL+"/.idv/sessions", strings.NewReader(`{"provider":"demo"}`), map[string]string{"Content-Type": "application/json"})
+		if code == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after Redis came back: %d", code)
+		}
+		time.Sleep(200 * time.Millisecond) // the reconnect is go-redis's, with no signal to await
+	}
+	if !strings.Contains(b.Logs(), "unavailable") {
+		t.Error("the outage left no log line on B")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/caddy-idv/caddy-idv/oidc"
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/store"
+	redisstore "github.com/caddy-idv/caddy-idv/store/redis"
 	"github.com/caddy-idv/caddy-idv/templates"
 	"github.com/caddy-idv/caddy-idv/token"
 )
@@ -60,6 +61,9 @@ type Handler struct {
 	// TrustIssuers make the gate also accept bearer JWTs from other OpenID
 	// Connect issuers.
 	TrustIssuers []TrustIssuer `json:"trust_issuers,omitempty"`
+	// Store, when set, keeps the state instances share somewhere other than
+	// Caddy's configured storage. Default: Caddy's storage.
+	Store *StoreConfig `json:"store,omitempty"`
 	// Templates is a directory whose login.html, error.html, wallet.html or
 	// layout.html replace the embedded ones. Default: the embedded templates.
 	Templates string `json:"templates,omitempty"`
@@ -77,11 +81,23 @@ type Handler struct {
 	routes    map[string]http.Handler // provider routes by path, e.g. "/demo/"
 	trusted   []*trustedIssuer
 	oidc      *oidc.Provider
+	// closeStore releases the store's connections at Cleanup.
+	closeStore func() error
 	logger    *zap.Logger
 	now       func() time.Time
 	locks     *keyedMutex
 	cancel    context.CancelFunc
 	wg        *sync.WaitGroup
+}
+
+// StoreConfig is `store redis <url>` (CONTRACT §9).
+type StoreConfig struct {
+	// Type is "redis".
+	Type string `json:"type"`
+	// URL is the Redis URL (redis://, rediss://, Sentinel and Cluster forms:
+	// see store/redis/README.md). Placeholders such as {env.REDIS_URL} work,
+	// so the password need not be in the configuration.
+	URL string `json:"url"`
 }
 
 // SessionConfig configures the session token (CONTRACT §3 `session`).
@@ -167,7 +183,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.Prefix = strings.TrimSuffix(h.Prefix, "/")
 	if h.store == nil {
-		h.store = store.NewCaddy(ctx.Storage(), h.logger, h.now)
+		if err := h.openStore(ctx); err != nil {
+			return err
+		}
 	}
 	mods, err := ctx.LoadModule(h, "ProvidersRaw")
 	if err != nil {
@@ -182,6 +200,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		configs = append(configs, c)
 	}
 	return h.setup(ctx, configs)
+}
+
+// openStore opens the shared store: Redis when configured, else Caddy's
+// storage.
+func (h *Handler) openStore(ctx caddy.Context) error {
+	if h.Store == nil {
+		h.store = store.NewCaddy(ctx.Storage(), h.logger, h.now)
+		return nil
+	}
+	url := caddy.NewReplacer().ReplaceKnown(h.Store.URL, "")
+	rs, err := redisstore.New(ctx, url, redisstore.Options{Logger: h.logger.Named("store"), Now: h.now})
+	if err != nil {
+		return fmt.Errorf("idv: store redis: %w", err)
+	}
+	h.store, h.closeStore = rs, rs.Close
+	return nil
 }
 
 // setup does the work of Provision that does not need a caddy.Context, so
@@ -324,6 +358,11 @@ func (h *Handler) Cleanup() error {
 	if h.wg != nil {
 		h.wg.Wait()
 	}
+	if h.closeStore != nil {
+		if err := h.closeStore(); err != nil {
+			h.logger.Warn("closing the store", zap.Error(err))
+		}
+	}
 	for _, p := range h.providers {
 		if c, ok := p.impl.(providers.Closer); ok {
 			if err := c.Close(); err != nil {
@@ -363,6 +402,9 @@ func (h *Handler) validateOptions() error {
 		if err := h.OIDC.validate(); err != nil {
 			return fmt.Errorf("idv: %w", err)
 		}
+	}
+	if h.Store != nil && (h.Store.Type != "redis" || h.Store.URL == "") {
+		return fmt.Errorf("idv: store: want `store redis <url>`")
 	}
 	for _, ti := range h.TrustIssuers {
 		if err := checkIssuerURL(ti.Issuer); err != nil || ti.Audience == "" {
