@@ -96,8 +96,16 @@ func (s *Store) Lock(ctx context.Context, name string) (unlock func(), err error
 		}
 	}
 
-	stop := make(chan struct{})
+	// The renewal must not start once Close is waiting for the renewals.
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		_ = unlockScript.Run(context.WithoutCancel(ctx), s.client, []string{key}, token).Err()
+		return nil, fmt.Errorf("redisstore: lock: %w: store closed", store.ErrUnavailable)
+	}
 	s.renewals.Add(1)
+	s.closeMu.Unlock()
+	stop := make(chan struct{})
 	go s.renew(key, token, stop)
 	var once sync.Once
 	return func() {

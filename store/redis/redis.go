@@ -98,9 +98,12 @@ type Store struct {
 	wakeMu sync.Mutex
 	wake   map[string]chan struct{}
 
-	// done is closed by Close; renewals waits for the lock renewals.
+	// done is closed by Close; renewals waits for the lock renewals, which
+	// start only while closed (guarded by closeMu) is false.
 	done      chan struct{}
 	closeOnce sync.Once
+	closeMu   sync.Mutex
+	closed    bool
 	renewals  sync.WaitGroup
 }
 
@@ -159,6 +162,9 @@ func New(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		s.closed = true
+		s.closeMu.Unlock()
 		close(s.done)
 		s.renewals.Wait()
 		if cerr := s.client.Close(); cerr != nil {

@@ -423,3 +423,31 @@ func TestRevocations(t *testing.T) {
 			time.Since(start).Round(time.Microsecond))
 	}
 }
+
+// TestClose checks that Close ends a running Subscribe and that calls made
+// afterwards fail with ErrUnavailable.
+func TestClose(t *testing.T) {
+	srv := startRedis(t)
+	prefix := newPrefix()
+	s := newStore(t, srv.url(), redisstore.Options{Prefix: prefix})
+	done := make(chan error, 1)
+	go func() { done <- s.Subscribe(t.Context(), "events", func([]byte) {}) }()
+	waitSubscribers(t, srv, prefix+"events", 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Subscribe returned nil after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Subscribe still running after Close")
+	}
+	if _, err := s.Lock(t.Context(), "l"); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Lock after Close = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Get(t.Context(), "k"); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Get after Close = %v, want ErrUnavailable", err)
+	}
+}
