@@ -69,6 +69,22 @@ type Env struct {
 	SameBrowser func(r *http.Request, id string) bool
 }
 
+// WithDefaults fills what a caller (a test) left out: a no-op logger, an
+// HTTP client bounded by timeout, and the system clock. The module always
+// sets every field; Store, Pages and SameBrowser have no default.
+func (e Env) WithDefaults(timeout time.Duration) Env {
+	if e.Logger == nil {
+		e.Logger = zap.NewNop()
+	}
+	if e.HTTP == nil {
+		e.HTTP = &http.Client{Timeout: timeout}
+	}
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	return e
+}
+
 // Pages renders one of the module's templates as a full HTML response.
 type Pages interface {
 	Render(w http.ResponseWriter, r *http.Request, status int, name string, data any)

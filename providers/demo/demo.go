@@ -105,10 +105,8 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 	if lifetime <= 0 {
 		lifetime = DefaultLifetime
 	}
+	env = env.WithDefaults(c.CallTimeout())
 	logger := env.Logger
-	if logger == nil {
-		logger = zap.NewNop()
-	}
 	p := &provider{env: env, user: user, lifetime: lifetime, logger: logger}
 	ctx, cancel := context.WithTimeout(context.Background(), c.CallTimeout())
 	defer cancel()

@@ -83,14 +83,8 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 	if lifetime <= 0 {
 		lifetime = DefaultLifetime
 	}
-	client := env.HTTP
-	if client == nil {
-		client = &http.Client{Timeout: c.CallTimeout()}
-	}
-	logger := env.Logger
-	if logger == nil {
-		logger = zap.NewNop()
-	}
+	env = env.WithDefaults(c.CallTimeout())
+	client, logger := env.HTTP, env.Logger
 	claims := c.Claims
 	if len(claims) == 0 {
 		claims = defaultClaims

@@ -17,7 +17,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"go.uber.org/zap"
 
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/providers/onekosmos"
@@ -143,7 +142,8 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if env.Store == nil || env.Now == nil || env.HTTP == nil {
+	env = env.WithDefaults(c.CallTimeout())
+	if env.Store == nil {
 		return nil, errors.New("onekosmos_idv: incomplete environment")
 	}
 	license, err := onekosmos.ResolveSecret("license_key", c.LicenseKey)
@@ -151,9 +151,6 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 		return nil, fmt.Errorf("provider onekosmos_idv: %w", err)
 	}
 	logger := env.Logger
-	if logger == nil {
-		logger = zap.NewNop()
-	}
 	name := env.Name
 	if name == "" {
 		name = Kind
