@@ -244,14 +244,15 @@ func TestPlaceholdersAndHeaders(t *testing.T) {
 	raw := sessionToken(t, h, "app.example")
 	r := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
 	r.Header.Set("Authorization", "Bearer "+raw)
-	r.Header["x_remote_user"] = []string{"admin"}
+	spoofed := "x_remote_user" // a raw, non-canonical name: the spoofing attempt under test
+	r.Header[spoofed] = []string{"admin"}
 	r, repl := caddyRequest(r)
 	var upstream http.Header
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { upstream = r.Header; return nil })
 	if err := h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
 		t.Fatal(err)
 	}
-	if upstream.Get("X-Remote-User") != "demo-1" || upstream["x_remote_user"] != nil {
+	if upstream.Get("X-Remote-User") != "demo-1" || upstream[spoofed] != nil {
 		t.Fatalf("upstream headers: %v", upstream)
 	}
 	for k, want := range map[string]string{"http.auth.user.id": "demo-1", "http.auth.user.name": "Ada Lovelace", "http.auth.user.amr": "swk,user", "http.auth.user.idv": "demo"} {

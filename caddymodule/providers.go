@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/caddy-idv/caddy-idv/providers"
@@ -146,16 +144,6 @@ func siteOrigin(r *http.Request) string {
 // baseURL is the absolute URL of the module's prefix on this site.
 func (h *Handler) baseURL(r *http.Request) string {
 	return siteOrigin(r) + h.Prefix
-}
-
-// validHost refuses Host values that could smuggle a path or credentials
-// into URLs built from them.
-func validHost(host string) bool {
-	if host == "" || strings.ContainsAny(host, "/\\@?#%\" <>") {
-		return false
-	}
-	_, err := url.Parse("http://" + host + "/")
-	return err == nil
 }
 
 func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }

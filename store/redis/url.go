@@ -128,7 +128,7 @@ func parseURL(raw string) (*clientConfig, error) {
 		// ParseClusterURL ignores the path; refuse a database number
 		// rather than drop it silently.
 		if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
-			return nil, errors.New("Redis Cluster has database 0 only; remove the database number from the URL")
+			return nil, errors.New("a Redis Cluster has database 0 only; remove the database number from the URL")
 		}
 		u.Path = ""
 		u.RawQuery = q.Encode()
