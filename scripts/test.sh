@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of caddy-idv. It installs what the tests need first
 # (Debian's chromium for the browser tests, redis-server for the shared-store
-# tests) when they are missing, builds the Caddy binary once, and points every
+# tests, axe-core from npm for the accessibility test) when they are missing, builds the Caddy binary once, and points every
 # package's end-to-end tests at it.
 #
 #   scripts/test.sh            # everything
@@ -19,6 +19,23 @@ if [ ${#need[@]} -gt 0 ]; then
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 	else
 		echo "missing ${need[*]}: install them (Debian: apt-get install ${need[*]}); the tests that need them fail in CI and are skipped elsewhere" >&2
+	fi
+fi
+
+# axe-core, for the accessibility test in test/browser: pinned, installed
+# into an ignored directory, with no lockfile.
+axe=test/browser/.axe/node_modules/axe-core/axe.min.js
+if [ ! -f "$axe" ]; then
+	if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "installing npm (apt-get)"
+		apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+	fi
+	if command -v npm >/dev/null 2>&1; then
+		echo "installing axe-core (npm)"
+		npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix test/browser/.axe axe-core@4.14.1 >/dev/null
+	else
+		echo "npm is missing: the accessibility test fails in CI and is skipped elsewhere" >&2
 	fi
 fi
 
