@@ -10,8 +10,6 @@
 package blockid
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -147,26 +145,11 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 		return nil, err
 	}
 	env = env.WithDefaults(c.CallTimeout())
-	if env.Store == nil {
-		return nil, errors.New("blockid: incomplete environment")
-	}
-	license, err := onekosmos.ResolveSecret("license_key", c.LicenseKey)
-	if err != nil {
-		return nil, fmt.Errorf("provider blockid: %w", err)
-	}
-	logger := env.Logger
-	name := env.Name
-	if name == "" {
-		name = Kind
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.CallTimeout())
-	defer cancel()
 	// The key pair lives in the shared store: the phone encrypts to the key
 	// registered at session creation, and any instance may poll.
-	prefix := Kind + "/" + onekosmos.StoreName(name) + "/"
-	key, err := onekosmos.LoadKeyPair(ctx, env.Store, prefix+"keypair")
+	tenant, err := onekosmos.OpenTenant(Kind, c.TenantOptions, &c.Common, env, appID)
 	if err != nil {
-		return nil, fmt.Errorf("blockid: %w", err)
+		return nil, err
 	}
 	authType := c.AuthType
 	if authType == "" {
@@ -174,11 +157,11 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 	}
 	return &provider{
 		env:      env,
-		name:     name,
-		prefix:   prefix,
-		logger:   logger,
-		client:   onekosmos.NewClient(c.TenantOptions, license, &c.Common, env, key, appID),
-		key:      key,
+		name:     tenant.Name,
+		prefix:   tenant.Prefix,
+		logger:   env.Logger,
+		client:   tenant.Client,
+		key:      tenant.Key,
 		scopes:   strings.Join(c.Scopes, ","),
 		authType: authType,
 	}, nil

@@ -1,6 +1,7 @@
 package onekosmos
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -95,4 +96,40 @@ func NewClient(o TenantOptions, license string, c *providers.Common, env provide
 		DNS: o.DNS, Community: o.Community, LicenseKey: license, BaseURL: c.BaseURL,
 		AppID: appID, Key: key, HTTP: env.HTTP, Now: env.Now,
 	}
+}
+
+// Opened is what both 1Kosmos kinds open from their configuration: the
+// tenant's client and the relying party's key pair, which lives in the shared
+// store under Prefix so that every instance holds the same one (the phone
+// and the services encrypt to the key given at session creation).
+type Opened struct {
+	Name   string // the provider's name
+	Prefix string // "<kind>/<name>/": where the kind keeps its store entries
+	Key    *KeyPair
+	Client *Client
+}
+
+// OpenTenant resolves the licence key (placeholders allowed), loads or
+// creates the key pair in env.Store, and builds the client. env must have
+// its defaults (providers.Env.WithDefaults).
+func OpenTenant(kind string, t TenantOptions, common *providers.Common, env providers.Env, appID string) (*Opened, error) {
+	if env.Store == nil {
+		return nil, fmt.Errorf("%s: incomplete environment", kind)
+	}
+	license, err := ResolveSecret("license_key", t.LicenseKey)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: %w", kind, err)
+	}
+	name := env.Name
+	if name == "" {
+		name = kind
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), common.CallTimeout())
+	defer cancel()
+	prefix := kind + "/" + StoreName(name) + "/"
+	key, err := LoadKeyPair(ctx, env.Store, prefix+"keypair")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, err)
+	}
+	return &Opened{Name: name, Prefix: prefix, Key: key, Client: NewClient(t, license, common, env, key, appID)}, nil
 }

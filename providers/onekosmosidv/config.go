@@ -143,27 +143,14 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 		return nil, err
 	}
 	env = env.WithDefaults(c.CallTimeout())
-	if env.Store == nil {
-		return nil, errors.New("onekosmos_idv: incomplete environment")
-	}
-	license, err := onekosmos.ResolveSecret("license_key", c.LicenseKey)
+	// Any key works for this service (each answer is encrypted to the key
+	// of the request), but a shared one keeps instances alike.
+	tenant, err := onekosmos.OpenTenant(Kind, c.TenantOptions, &c.Common, env, appID)
 	if err != nil {
-		return nil, fmt.Errorf("provider onekosmos_idv: %w", err)
-	}
-	logger := env.Logger
-	name := env.Name
-	if name == "" {
-		name = Kind
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.CallTimeout())
 	defer cancel()
-	prefix := Kind + "/" + onekosmos.StoreName(name) + "/"
-	// Any key works for this service (each answer is encrypted to the key
-	// of the request), but a shared one keeps instances alike.
-	key, err := onekosmos.LoadKeyPair(ctx, env.Store, prefix+"keypair")
-	if err != nil {
-		return nil, fmt.Errorf("onekosmos_idv: %w", err)
-	}
 	// The subject is a keyed hash of the document, so that it is stable
 	// for this deployment but tells nobody else the document number.
 	subKey, err := providers.LoadSecret(ctx, env.Store, providers.SubjectSecretKey)
@@ -179,8 +166,8 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 		listed[cl] = true
 	}
 	return &provider{
-		env: env, name: name, prefix: prefix, logger: logger,
-		client:   onekosmos.NewClient(c.TenantOptions, license, &c.Common, env, key, appID),
+		env: env, name: tenant.Name, prefix: tenant.Prefix, logger: env.Logger,
+		client:   tenant.Client,
 		dns:      c.DNS,
 		comm:     c.Community,
 		dvcID:    c.DvcID,
