@@ -76,21 +76,8 @@ func (f *Fake) idvCreate(w http.ResponseWriter, r *http.Request) {
 	if applyFault(w, r, f.fault(OpIDVCreate)) {
 		return
 	}
-	_, shared, err := f.authenticate(r, f.docuverifyKey, true)
-	if err != nil {
-		codeError(w, http.StatusUnauthorized, "Unauthorized")
-		return
-	}
-	var wire struct {
-		Data string `json:"data"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&wire); err != nil {
-		codeError(w, http.StatusBadRequest, "data is required")
-		return
-	}
-	plain, err := onekosmos.Decrypt(shared, wire.Data)
-	if err != nil {
-		codeError(w, http.StatusBadRequest, "data can't be decrypted")
+	_, shared, plain, ok := f.openBody(w, r)
+	if !ok {
 		return
 	}
 	var req struct {
@@ -152,21 +139,8 @@ func (f *Fake) idvResult(w http.ResponseWriter, r *http.Request) {
 	if applyFault(w, r, fl) {
 		return
 	}
-	caller, shared, err := f.authenticate(r, f.docuverifyKey, true)
-	if err != nil {
-		codeError(w, http.StatusUnauthorized, "Unauthorized")
-		return
-	}
-	var wire struct {
-		Data string `json:"data"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&wire); err != nil {
-		codeError(w, http.StatusBadRequest, "data is required")
-		return
-	}
-	plain, err := onekosmos.Decrypt(shared, wire.Data)
-	if err != nil {
-		codeError(w, http.StatusBadRequest, "data can't be decrypted")
+	caller, shared, plain, ok := f.openBody(w, r)
+	if !ok {
 		return
 	}
 	var req struct {
@@ -459,4 +433,28 @@ func (f *Fake) idvHook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, IDVSessionURL(id), http.StatusSeeOther)
+}
+
+// openBody authenticates a docuverify call (licence and request id headers)
+// and decrypts its {"data": ...} body, answering the service's errors
+// itself when it cannot.
+func (f *Fake) openBody(w http.ResponseWriter, r *http.Request) (caller onekosmos.PublicKey, shared [32]byte, plain []byte, ok bool) {
+	caller, shared, err := f.authenticate(r, f.docuverifyKey, true)
+	if err != nil {
+		codeError(w, http.StatusUnauthorized, "Unauthorized")
+		return caller, shared, nil, false
+	}
+	var wire struct {
+		Data string `json:"data"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&wire); err != nil {
+		codeError(w, http.StatusBadRequest, "data is required")
+		return caller, shared, nil, false
+	}
+	plain, err = onekosmos.Decrypt(shared, wire.Data)
+	if err != nil {
+		codeError(w, http.StatusBadRequest, "data can't be decrypted")
+		return caller, shared, nil, false
+	}
+	return caller, shared, plain, true
 }
