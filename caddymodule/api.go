@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/store"
+	"github.com/caddy-idv/caddy-idv/token"
 )
 
 // Limits on what the API reads.
@@ -29,7 +30,7 @@ const (
 // never gated and never passed to the next handler.
 func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) {
 	rel := r.URL.Path[len(h.Prefix):]
-	if r.Method == http.MethodPost && !sameOrigin(r) {
+	if r.Method == http.MethodPost && !h.sameOrigin(r) {
 		h.writeError(w, r, errorf(http.StatusForbidden, "cross_origin", "This request came from another site and was refused."))
 		return
 	}
@@ -84,9 +85,9 @@ func (h *Handler) only(w http.ResponseWriter, r *http.Request, fn http.HandlerFu
 // sameOrigin refuses cross-site state changes (CSRF). Browsers send Origin
 // on every cross-origin POST and Sec-Fetch-Site on every request; a request
 // with neither is not from a browser, where CSRF does not apply.
-func sameOrigin(r *http.Request) bool {
+func (h *Handler) sameOrigin(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" {
-		return o == siteOrigin(r)
+		return o == h.origin(r)
 	}
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin":
@@ -189,7 +190,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		input[f.Name] = v
 	}
-	id := randomID()
+	id := token.NewID()
 	ch, err := p.impl.Start(r.Context(), providers.StartRequest{ID: id, BaseURL: h.baseURL(r), Input: input})
 	if err != nil {
 		var ie *providers.InputError
@@ -308,14 +309,11 @@ func (h *Handler) serveQR(w http.ResponseWriter, r *http.Request, id string) {
 }
 
 func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request) {
-	raw, _ := h.credential(r)
-	if raw == "" {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated", "login": h.Prefix + "/login"})
-		return
-	}
-	sess, err := h.tokens.Verify(r.Context(), raw, h.expect(r))
+	sess, _, err := h.session(r)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		if !errors.Is(err, errNoCredential) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		}
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated", "login": h.Prefix + "/login"})
 		return
 	}
@@ -435,7 +433,7 @@ func (h *Handler) outcome(r *http.Request, p *provider, pl *pendingLogin) (*logi
 			rec = &loginRecord{State: providers.Failed, Message: "The identity provider's answer had no identity."}
 			break
 		}
-		raw, exp, err := h.mint(r, p, res.Identity)
+		raw, exp, err := h.mint(p, res.Identity)
 		if err != nil {
 			return nil, err
 		}

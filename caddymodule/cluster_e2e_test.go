@@ -2,8 +2,8 @@ package caddymodule_test
 
 import (
 	"net/http"
-	"strings"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -136,8 +134,10 @@ func TestLoginEndToEnd(t *testing.T) {
 			t.Errorf("token lacks claim %q: %s", c, me)
 		}
 	}
-	if claims["iss"] != inst.URL || claims["aud"] != inst.URL {
-		t.Errorf("iss/aud = %v/%v, want %s", claims["iss"], claims["aud"], inst.URL)
+	// Without `site` or `oidc`, iss and aud come from the configuration,
+	// never from the Host the browser used.
+	if claims["iss"] != token.DefaultIssuer || claims["aud"] != siteAudience {
+		t.Errorf("iss/aud = %v/%v, want %s/%s", claims["iss"], claims["aud"], token.DefaultIssuer, siteAudience)
 	}
 
 	// Logout revokes the token: it is refused at once, as cookie and bearer.
@@ -339,34 +339,67 @@ func TestUnauthenticatedAnswers(t *testing.T) {
 	}
 }
 
-// signer signs tokens with the instance's own key, read from its storage,
-// so that tests can present validly signed tokens with wrong claims.
-func signer(t *testing.T, storage string) *token.Service {
+// stolenKey is the instance's current signing key, read from its storage as
+// an attacker who can read the store would: tests use it to present validly
+// signed tokens with wrong claims or of the wrong kind.
+type stolenKey struct {
+	kid  string
+	priv *ecdsa.PrivateKey
+}
+
+func stealKey(t *testing.T, storage string) *stolenKey {
 	t.Helper()
 	st := store.NewCaddy(&certmagic.FileStorage{Path: storage}, nil, nil)
-	keys := token.NewKeyring(st, 8*time.Hour, nil)
-	if err := keys.Load(context.Background()); err != nil {
+	raw, err := st.Get(context.Background(), "keys/signing")
+	if err != nil {
 		t.Fatal(err)
 	}
-	return token.NewService(keys, nil, nil, 0)
+	var keys []struct {
+		KID     string    `json:"kid"`
+		DER     []byte    `json:"der"`
+		Created time.Time `json:"created"`
+	}
+	if err := json.Unmarshal(raw, &keys); err != nil || len(keys) == 0 {
+		t.Fatalf("stored keys: %v", err)
+	}
+	newest := keys[0]
+	for _, k := range keys {
+		if k.Created.After(newest.Created) {
+			newest = k
+		}
+	}
+	priv, err := x509.ParseECPrivateKey(newest.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &stolenKey{kid: newest.KID, priv: priv}
 }
+
+func (k *stolenKey) sign(t *testing.T, c jwt.MapClaims, typ string) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	tok.Header["kid"] = k.kid
+	tok.Header["typ"] = typ
+	raw, err := tok.SignedString(k.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// siteAudience is the session audience the `site` Caddyfile derives.
+var siteAudience = token.Site{Prefix: "/.idv", Cookie: "idv_session", Providers: []token.SiteProvider{{Name: "demo", Kind: "demo"}}}.SessionAudience()
 
 func TestForgedAndExpiredTokensAreRefused(t *testing.T) {
 	dir := t.TempDir()
 	inst := e2e.Start(t, site, e2e.Options{Storage: dir})
-	svc := signer(t, dir)
+	key := stealKey(t, dir)
 	now := time.Now()
 	base := func() jwt.MapClaims {
-		return jwt.MapClaims{"iss": inst.URL, "aud": inst.URL, "sub": "demo-x", "iat": now.Unix(), "nbf": now.Unix(),
+		return jwt.MapClaims{"iss": token.DefaultIssuer, "aud": siteAudience, "sub": "demo-x", "iat": now.Unix(), "nbf": now.Unix(),
 			"exp": now.Add(time.Hour).Unix(), "jti": "j", "sid": "s", "auth_time": now.Unix(), "idv": "demo"}
 	}
-	sign := func(c jwt.MapClaims) string {
-		raw, err := svc.Sign(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
+	sign := func(c jwt.MapClaims) string { return key.sign(t, c, token.TypSession) }
 	good := sign(base())
 	with := func(k string, v any) string { c := base(); c[k] = v; return sign(c) }
 
@@ -381,7 +414,7 @@ func TestForgedAndExpiredTokensAreRefused(t *testing.T) {
 	// alg confusion (CVE-2015-9235 class): HMAC keyed with the public key
 	// in every form a confused verifier might use.
 	var hsTokens []string
-	pub, _ := x509.MarshalPKIXPublicKey(mustPub(t, svc))
+	pub, _ := x509.MarshalPKIXPublicKey(&key.priv.PublicKey)
 	for _, secret := range [][]byte{jwksBody, pub, []byte(set.Keys[0]["x"].(string))} {
 		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, base())
 		tok.Header["kid"] = kid
@@ -394,18 +427,23 @@ func TestForgedAndExpiredTokensAreRefused(t *testing.T) {
 	parts := strings.Split(good, ".")
 
 	cases := map[string]string{
-		"valid (control)":   good,
-		"expired":           with("exp", now.Add(-time.Hour).Unix()),
-		"not yet valid":     with("nbf", now.Add(time.Hour).Unix()),
-		"other audience":    with("aud", "https://other.example"),
-		"other issuer":      with("iss", "https://evil.example"),
-		"alg none":          noneTok,
-		"HS256 jwks":        hsTokens[0],
-		"HS256 spki":        hsTokens[1],
-		"HS256 x":           hsTokens[2],
-		"tampered":          parts[0] + "." + strings.TrimRight(parts[1], "=") + "x." + parts[2],
-		"signature removed": parts[0] + "." + parts[1] + ".",
-		"garbage":           "garbage",
+		"valid (control)":        good,
+		"expired":                with("exp", now.Add(-time.Hour).Unix()),
+		"not yet valid":          with("nbf", now.Add(time.Hour).Unix()),
+		"other audience":         with("aud", "https://other.example"),
+		"other issuer":           with("iss", "https://evil.example"),
+		"provider not offered":   with("idv", "uqudo"),
+		"audience of the Host":   with("aud", inst.URL),
+		"typ of an ID token":     func() string { return key.sign(t, base(), token.TypID) }(),
+		"typ of an access token": func() string { return key.sign(t, base(), token.TypAccess) }(),
+		"no typ":                 func() string { return key.sign(t, base(), "") }(),
+		"alg none":               noneTok,
+		"HS256 jwks":             hsTokens[0],
+		"HS256 spki":             hsTokens[1],
+		"HS256 x":                hsTokens[2],
+		"tampered":               parts[0] + "." + strings.TrimRight(parts[1], "=") + "x." + parts[2],
+		"signature removed":      parts[0] + "." + parts[1] + ".",
+		"garbage":                "garbage",
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -426,25 +464,6 @@ func TestForgedAndExpiredTokensAreRefused(t *testing.T) {
 			}
 		})
 	}
-}
-
-// mustPub returns the instance's public signing key, rebuilt from its JWKS.
-func mustPub(t *testing.T, svc *token.Service) *ecdsa.PublicKey {
-	t.Helper()
-	body, _ := svc.Keys().JWKS()
-	var set struct {
-		Keys []struct{ X, Y string } `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &set); err != nil || len(set.Keys) == 0 {
-		t.Fatalf("jwks: %s", body)
-	}
-	x, _ := base64.RawURLEncoding.DecodeString(set.Keys[0].X)
-	y, _ := base64.RawURLEncoding.DecodeString(set.Keys[0].Y)
-	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pub
 }
 
 func TestIdentityHeadersCannotBeSpoofed(t *testing.T) {

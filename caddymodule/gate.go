@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,22 +35,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// must never be able to set an identity header itself.
 	h.stripIdentityHeaders(r)
 
-	raw, fromCookie := h.credential(r)
-	if raw == "" {
-		return h.unauthenticated(w, r, "")
-	}
-	sess, err := h.tokens.Verify(r.Context(), raw, h.expect(r))
-	if err != nil && !fromCookie && len(h.trusted) > 0 && !errors.Is(err, token.ErrRevoked) {
-		sess, err = h.verifyTrusted(r.Context(), raw)
+	sess, fromCookie, err := h.session(r)
+	if err != nil && !fromCookie && len(h.trusted) > 0 && !errors.Is(err, errNoCredential) &&
+		!errors.Is(err, token.ErrRevoked) && !errors.Is(err, store.ErrUnavailable) {
+		sess, err = h.verifyTrusted(r.Context(), bearerToken(r))
 	}
 	if err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
 			return caddyhttp.Error(http.StatusServiceUnavailable, err)
 		}
+		if errors.Is(err, errNoCredential) {
+			return h.unauthenticated(w, r, "")
+		}
 		return h.unauthenticated(w, r, `error="invalid_token"`)
 	}
 	if fromCookie {
-		h.slide(w, r, sess)
+		w = h.slide(w, r, sess)
 	}
 	if !h.allowed(sess) {
 		return caddyhttp.Error(http.StatusForbidden, errors.New("idv: session does not meet a require rule"))
@@ -89,64 +90,77 @@ func (h *Handler) ownPath(p string) bool {
 	return p == h.Prefix || (len(p) > len(h.Prefix) && p[len(h.Prefix)] == '/' && p[:len(h.Prefix)] == h.Prefix)
 }
 
-// credential returns the session token of r: a bearer token if the
-// Authorization header carries one, else the session cookie.
-func (h *Handler) credential(r *http.Request) (raw string, fromCookie bool) {
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
-			return strings.TrimSpace(auth[7:]), false
+// errNoCredential is a request that presents no token at all.
+var errNoCredential = errors.New("idv: no session token")
+
+// session returns r's verified session token of this site: the bearer
+// token when r has an Authorization header, else the session cookie. It
+// accepts session tokens only (see token.Sessions.Verify); the gate alone
+// also tries trusted issuers. When r carries several session cookies (a
+// sibling subdomain can set one on the parent domain to pin a person to
+// the attacker's session), none is trusted unless exactly one verifies.
+func (h *Handler) session(r *http.Request) (sess *token.Session, fromCookie bool, err error) {
+	if _, ok := r.Header["Authorization"]; ok {
+		raw := bearerToken(r)
+		if raw == "" {
+			return nil, false, errNoCredential
 		}
-		return "", false
+		sess, err = h.sessions.Verify(r.Context(), raw)
+		return sess, false, err
 	}
-	if v := cookieValue(r, h.sc.Cookie); v != "" {
-		return v, true
+	cookies := h.sessionCookies(r)
+	switch len(cookies) {
+	case 0:
+		return nil, false, errNoCredential
+	case 1:
+		sess, err = h.sessions.Verify(r.Context(), cookies[0])
+		return sess, true, err
 	}
-	return "", false
+	verified := 0
+	for _, raw := range cookies {
+		s, e := h.sessions.Verify(r.Context(), raw)
+		if e == nil {
+			sess, verified = s, verified+1
+		} else if errors.Is(e, store.ErrUnavailable) {
+			return nil, true, e
+		}
+	}
+	if verified != 1 {
+		return nil, true, fmt.Errorf("%w: %d of %d session cookies verify", token.ErrInvalid, verified, len(cookies))
+	}
+	return sess, true, nil
 }
 
-// cookieValue returns the value of the named cookie without parsing the
-// others (r.Cookie allocates for every cookie on every request). A value
-// that is not a well-formed token fails verification anyway.
-func cookieValue(r *http.Request, name string) string {
-	for _, line := range r.Header["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
-			part = strings.TrimSpace(part)
-			n, v, ok := strings.Cut(part, "=")
-			if ok && n == name {
-				return strings.Trim(v, `"`)
-			}
-		}
+// bearerToken is the token of an "Authorization: Bearer" header, or "".
+func bearerToken(r *http.Request) string {
+	auth := r.Header.Get("Authorization")
+	if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+		return strings.TrimSpace(auth[7:])
 	}
 	return ""
 }
 
-// expect is what a token must say to be valid on the site r is for.
-func (h *Handler) expect(r *http.Request) token.Expect {
-	sc := h.Session
-	origin := siteOrigin(r)
-	e := token.Expect{Audience: origin, Issuer: origin}
-	if sc != nil {
-		if sc.Domain != "" {
-			e.Audience, e.Issuer, e.IssuerDomain = sc.Domain, "", sc.Domain
-		}
-		if sc.Audience != "" {
-			e.Audience = sc.Audience
-		}
-	}
-	if h.OIDC != nil {
-		e.Issuer, e.IssuerDomain = h.OIDC.Issuer, ""
-	}
-	return e
-}
-
-// allowed applies the require rules: every rule must hold.
+// allowed applies the require rules. A rule without an issuer is about
+// this site's own sessions: every one must hold for them, and a token of a
+// trusted issuer can never satisfy it (its idv, acr and amr are that
+// issuer's word, not ours). A rule naming an issuer applies to that
+// issuer's tokens only. So a foreign token passes when every rule naming
+// its issuer holds, and, where rules for local sessions exist, at least one
+// rule names its issuer.
 func (h *Handler) allowed(sess *token.Session) bool {
+	localRules, named := false, false
 	for _, req := range h.Require {
-		if !claimMatches(sess.Claims[req.Claim], req.Values) {
-			return false
+		switch {
+		case req.Issuer == "" && !sess.External, req.Issuer != "" && sess.External && req.Issuer == sess.Issuer:
+			named = named || req.Issuer != ""
+			if !claimMatches(sess.Claims[req.Claim], req.Values) {
+				return false
+			}
+		case req.Issuer == "":
+			localRules = true
 		}
 	}
-	return true
+	return !sess.External || !localRules || named
 }
 
 func claimMatches(v any, values []string) bool {

@@ -64,8 +64,7 @@ var okHandler = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Reques
 
 func sessionToken(tb testing.TB, h *Handler, host string) string {
 	tb.Helper()
-	r := httptest.NewRequest(http.MethodGet, "http://"+host+"/", nil)
-	raw, _, err := h.mint(r, h.providers[0], &providers.Identity{
+	raw, _, err := h.mint(h.providers[0], &providers.Identity{
 		Subject: "demo-1", Claims: map[string]any{"name": "Ada Lovelace"}, ACR: "urn:caddy-idv:demo", AMR: []string{"swk", "user"},
 	})
 	if err != nil {
@@ -299,7 +298,7 @@ func BenchmarkProtectedRequest(b *testing.B) {
 		// What a token costs the first time it is seen: a full ES256 check.
 		b.ReportAllocs()
 		for b.Loop() {
-			h.tokens.Forget(raw)
+			h.sessions.Forget(raw)
 			r, _ := caddyRequest(base.Clone(base.Context()))
 			if err := h.ServeHTTP(w, r, okHandler); err != nil {
 				b.Fatal(err)

@@ -46,6 +46,14 @@ type Handler struct {
 	// Prefix is where the module serves its own pages and API.
 	// Default: "/.idv".
 	Prefix string `json:"prefix,omitempty"`
+	// Site is the public origin of the site, such as
+	// "https://app.example.com". When set, it is the origin used for the
+	// session cookie's Secure flag and default name, QR codes and links,
+	// redirects, the Origin check of POST requests and the session
+	// token's iss and aud defaults: set it when Caddy sits behind a proxy
+	// or load balancer that terminates TLS or rewrites the Host. Default:
+	// the scheme of the connection and the Host that Caddy matched.
+	Site string `json:"site,omitempty"`
 	// Session configures the session token and its cookie.
 	Session *SessionConfig `json:"session,omitempty"`
 	// Limit configures the rate limits on starting logins.
@@ -69,10 +77,12 @@ type Handler struct {
 	Templates string `json:"templates,omitempty"`
 
 	sc        SessionConfig // Session with defaults applied
+	public    string        // Site, checked and normalised; "" when not set
 	providers []*provider
 	byName    map[string]*provider
 	store     store.Store
 	tokens    *token.Service
+	sessions  *token.Sessions
 	revoked   *store.Revocations
 	sealer    *sealer
 	limiter   *limiter
@@ -83,11 +93,11 @@ type Handler struct {
 	oidc      *oidc.Provider
 	// closeStore releases the store's connections at Cleanup.
 	closeStore func() error
-	logger    *zap.Logger
-	now       func() time.Time
-	locks     *keyedMutex
-	cancel    context.CancelFunc
-	wg        *sync.WaitGroup
+	logger     *zap.Logger
+	now        func() time.Time
+	locks      *keyedMutex
+	cancel     context.CancelFunc
+	wg         *sync.WaitGroup
 }
 
 // StoreConfig is `store redis <url>` (CONTRACT §9).
@@ -102,7 +112,8 @@ type StoreConfig struct {
 
 // SessionConfig configures the session token (CONTRACT §3 `session`).
 type SessionConfig struct {
-	// Cookie is the session cookie's name. Default: "idv_session".
+	// Cookie is the session cookie's name. Default: "__Host-idv_session"
+	// on https sites without Domain, else "idv_session".
 	Cookie string `json:"cookie,omitempty"`
 	// Lifetime is the absolute lifetime of a session. Default: 8h.
 	Lifetime caddy.Duration `json:"lifetime,omitempty"`
@@ -113,8 +124,9 @@ type SessionConfig struct {
 	Domain string `json:"domain,omitempty"`
 	// SameSite is "lax", "strict" or "none". Default: "lax".
 	SameSite string `json:"same_site,omitempty"`
-	// Audience is the token's aud. Default: Domain if set, else the site's
-	// origin (scheme://host[:port]).
+	// Audience is the session token's aud. Default: Domain if set, else
+	// Site if set, else a name derived from the handler's prefix, cookie
+	// name and providers (never from a request header).
 	Audience string `json:"audience,omitempty"`
 }
 
@@ -138,6 +150,9 @@ type Rate struct {
 type Requirement struct {
 	Claim  string   `json:"claim"`
 	Values []string `json:"values"`
+	// Issuer, when set, makes the rule apply to bearer tokens of that
+	// trusted issuer (trust_issuer) instead of this site's own sessions.
+	Issuer string `json:"issuer,omitempty"`
 }
 
 // HeaderRule is `header <Header-Name> <claim>`.
@@ -276,6 +291,7 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 			return err
 		}
 	}
+	h.sessions = h.tokens.Sessions(h.site(), time.Duration(sc.Lifetime), time.Duration(sc.Idle))
 	if h.OIDC != nil {
 		if err := h.openOIDC(); err != nil {
 			return err
@@ -389,6 +405,13 @@ func (h *Handler) validateOptions() error {
 	if err := checkPrefix(prefix); err != nil {
 		return err
 	}
+	if h.Site != "" {
+		origin, err := token.ParseOrigin(h.Site)
+		if err != nil {
+			return fmt.Errorf("idv: site: %w", err)
+		}
+		h.public = origin
+	}
 	if err := h.validateSession(); err != nil {
 		return err
 	}
@@ -414,6 +437,9 @@ func (h *Handler) validateOptions() error {
 	for _, req := range h.Require {
 		if req.Claim == "" || len(req.Values) == 0 {
 			return fmt.Errorf("idv: require: needs a claim and at least one value")
+		}
+		if req.Issuer != "" && !h.trusts(req.Issuer) {
+			return fmt.Errorf("idv: require %s: issuer %q is not a trust_issuer of this handler", req.Claim, req.Issuer)
 		}
 	}
 	for _, hr := range h.Headers {
@@ -444,6 +470,28 @@ func (h *Handler) validateSession() error {
 		return fmt.Errorf("idv: session domain %q: must be a bare domain such as example.com", d)
 	}
 	return nil
+}
+
+func (h *Handler) trusts(issuer string) bool {
+	for _, ti := range h.TrustIssuers {
+		if ti.Issuer == issuer {
+			return true
+		}
+	}
+	return false
+}
+
+// site is what decides the iss and aud of this handler's session tokens:
+// its configuration, never a request.
+func (h *Handler) site() token.Site {
+	s := token.Site{Origin: h.public, Prefix: h.Prefix, Cookie: h.sc.Cookie, Domain: h.sc.Domain, Audience: h.sc.Audience}
+	if h.OIDC != nil {
+		s.OIDCIssuer = h.OIDC.Issuer
+	}
+	for _, p := range h.providers {
+		s.Providers = append(s.Providers, token.SiteProvider{Name: p.name, Kind: p.info.Kind})
+	}
+	return s
 }
 
 func checkPrefix(p string) error {

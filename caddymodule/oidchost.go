@@ -15,13 +15,11 @@ import (
 // oidcHost is the module as the OpenID Connect provider sees it (oidc.Host).
 type oidcHost struct{ h *Handler }
 
-// Session returns r's verified caddy-idv session (cookie or bearer), or nil.
+// Session returns r's verified caddy-idv session (cookie or bearer), or
+// nil. Only this site's session tokens count: never an access or ID token,
+// never a token of a trusted issuer.
 func (o oidcHost) Session(r *http.Request) *token.Session {
-	raw, _ := o.h.credential(r)
-	if raw == "" {
-		return nil
-	}
-	sess, err := o.h.tokens.Verify(r.Context(), raw, o.h.expect(r))
+	sess, _, err := o.h.session(r)
 	if err != nil {
 		return nil
 	}
@@ -76,15 +74,11 @@ func (o oidcHost) RenderError(w http.ResponseWriter, r *http.Request, status int
 // other instances learn of it too.
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) error {
 	h.clearSessionCookie(w, r)
-	raw, _ := h.credential(r)
-	if raw == "" {
-		return nil
-	}
-	sess, err := h.tokens.Verify(r.Context(), raw, h.expect(r))
+	sess, _, err := h.session(r)
 	if err != nil {
 		return nil
 	}
-	h.tokens.Forget(raw)
+	h.sessions.Forget(sess.Raw)
 	if err := h.revoked.Revoke(r.Context(), sess.SID, sess.Expiry.Add(time.Minute)); err != nil {
 		h.logger.Error("ending session: recording the revocation", zap.Error(err))
 		return err

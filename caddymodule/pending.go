@@ -44,7 +44,7 @@ func (h *Handler) setPendingCookie(w http.ResponseWriter, r *http.Request, pl *p
 		Path:     h.Prefix + "/",
 		MaxAge:   int(pl.Expires.Sub(h.now()).Seconds()) + 60,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   h.secure(r),
 		SameSite: http.SameSiteStrictMode,
 	})
 	return nil
@@ -57,7 +57,7 @@ func (h *Handler) clearPendingCookie(w http.ResponseWriter, r *http.Request) {
 		Path:     h.Prefix + "/",
 		MaxAge:   -1,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   h.secure(r),
 		SameSite: http.SameSiteStrictMode,
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddy-idv/caddy-idv/providers"
@@ -132,18 +133,31 @@ func (h *Handler) page(title string) templates.Page {
 	return templates.Page{Title: title, Prefix: h.Prefix, Lang: "en"}
 }
 
-// siteOrigin is scheme://host of the request, from the connection and the
-// Host that Caddy matched; X-Forwarded-* headers are never read.
-func siteOrigin(r *http.Request) string {
+// origin is the public origin of r's site: `site` when configured, else
+// scheme://host from the connection and the Host that Caddy matched.
+// X-Forwarded-* headers are never read: behind a proxy, configure `site`.
+func (h *Handler) origin(r *http.Request) string {
+	if h.public != "" {
+		return h.public
+	}
 	if r.TLS != nil {
 		return "https://" + r.Host
 	}
 	return "http://" + r.Host
 }
 
+// secure reports whether r's site is served over https, for the cookies'
+// Secure flag.
+func (h *Handler) secure(r *http.Request) bool {
+	if h.public != "" {
+		return strings.HasPrefix(h.public, "https://")
+	}
+	return r.TLS != nil
+}
+
 // baseURL is the absolute URL of the module's prefix on this site.
 func (h *Handler) baseURL(r *http.Request) string {
-	return siteOrigin(r) + h.Prefix
+	return h.origin(r) + h.Prefix
 }
 
 func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }

@@ -1,109 +1,94 @@
 package caddymodule
 
 import (
-	"crypto/rand"
-	"encoding/base64"
+	"io"
 	"net/http"
+	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/token"
 )
 
-// randomID is 128 random bits, URL-safe: login ids, jti and sid values.
-func randomID() string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		panic("idv: crypto/rand failed: " + err.Error()) // never on supported platforms
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// mint issues a session token for a verified identity (CONTRACT §7): a new
-// jti and sid, the provider's name in idv, and only the identity claims the
-// operator allowed for that provider.
-func (h *Handler) mint(r *http.Request, p *provider, id *providers.Identity) (string, time.Time, error) {
-	now := h.now()
-	e := h.expect(r)
-	iss := siteOrigin(r)
-	if h.OIDC != nil {
-		iss = h.OIDC.Issuer
-	}
-	authTime := id.AuthTime
-	if authTime.IsZero() || authTime.After(now) {
-		authTime = now
-	}
-	exp := h.expiry(now, authTime)
-	claims := jwt.MapClaims{}
+// mint issues a session token for a verified identity, with only the
+// identity claims the operator allowed for that provider. What the token
+// says beyond that (iss, aud, lifetime) is decided by token.Sessions.
+func (h *Handler) mint(p *provider, id *providers.Identity) (string, time.Time, error) {
+	claims := make(map[string]any, len(id.Claims))
 	for name, v := range id.Claims {
-		if p.claims[name] && !token.Reserved(name) {
+		if p.claims[name] {
 			claims[name] = v
 		}
 	}
-	claims["iss"] = iss
-	claims["sub"] = id.Subject
-	claims["aud"] = e.Audience
-	claims["iat"] = now.Unix()
-	claims["nbf"] = now.Unix()
-	claims["exp"] = exp.Unix()
-	claims["jti"] = randomID()
-	claims["sid"] = randomID()
-	claims["auth_time"] = authTime.Unix()
-	claims["idv"] = p.name
-	if id.ACR != "" {
-		claims["acr"] = id.ACR
-	}
-	if len(id.AMR) > 0 {
-		claims["amr"] = id.AMR
-	}
-	raw, err := h.tokens.Sign(claims)
-	return raw, exp, err
-}
-
-// expiry is the exp of a token issued at now for a login at authTime: the
-// absolute lifetime, shortened to the idle timeout when one is set.
-func (h *Handler) expiry(now, authTime time.Time) time.Time {
-	exp := authTime.Add(time.Duration(h.sc.Lifetime))
-	if h.sc.Idle > 0 {
-		if idle := now.Add(time.Duration(h.sc.Idle)); idle.Before(exp) {
-			exp = idle
-		}
-	}
-	return exp
+	return h.sessions.Issue(token.Login{
+		Subject:  id.Subject,
+		Provider: p.name,
+		ACR:      id.ACR,
+		AMR:      id.AMR,
+		AuthTime: id.AuthTime,
+		Claims:   claims,
+	})
 }
 
 // slide re-issues a browser session whose idle timeout is more than half
-// used, keeping its sid and auth_time, so an active session lives until its
-// absolute lifetime and an idle one ends after `idle`.
-func (h *Handler) slide(w http.ResponseWriter, r *http.Request, sess *token.Session) {
-	if h.sc.Idle <= 0 {
-		return
-	}
-	now := h.now()
-	if sess.Expiry.Sub(now) > time.Duration(h.sc.Idle)/2 {
-		return
-	}
-	exp := h.expiry(now, sess.AuthTime)
-	if !exp.After(sess.Expiry) {
-		return
-	}
-	claims := jwt.MapClaims{}
-	for k, v := range sess.Claims {
-		claims[k] = v
-	}
-	claims["iat"] = now.Unix()
-	claims["nbf"] = now.Unix()
-	claims["exp"] = exp.Unix()
-	claims["jti"] = randomID()
-	raw, err := h.tokens.Sign(claims)
+// used (see token.Sessions.Renew). The response then carries a session
+// cookie, so it must never be stored by a shared cache, whatever the
+// upstream says: w is wrapped so that its Cache-Control is no-store.
+func (h *Handler) slide(w http.ResponseWriter, r *http.Request, sess *token.Session) http.ResponseWriter {
+	raw, exp, err := h.sessions.Renew(sess)
 	if err != nil {
 		h.logger.Warn("re-issuing session", zap.Error(err))
-		return
+		return w
+	}
+	if raw == "" {
+		return w
 	}
 	h.setSessionCookie(w, r, raw, exp)
+	return &noStoreWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+}
+
+// noStoreWriter forces Cache-Control: no-store on a response that sets a
+// session cookie, overriding whatever the upstream set.
+type noStoreWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	wrote bool
+}
+
+func (n *noStoreWriter) WriteHeader(status int) {
+	if !n.wrote {
+		n.wrote = true
+		n.Header().Set("Cache-Control", "no-store")
+		n.Header().Del("Expires")
+	}
+	n.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (n *noStoreWriter) Write(b []byte) (int, error) {
+	if !n.wrote {
+		n.WriteHeader(http.StatusOK)
+	}
+	return n.ResponseWriterWrapper.Write(b)
+}
+
+// ReadFrom is the path file_server and reverse_proxy take to copy a body;
+// it would write the header without passing through WriteHeader.
+func (n *noStoreWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !n.wrote {
+		n.WriteHeader(http.StatusOK)
+	}
+	return n.ResponseWriterWrapper.ReadFrom(r)
+}
+
+// FlushError lets a flush (streaming, server-sent events) through after
+// the header is fixed; http.ResponseController finds it.
+func (n *noStoreWriter) FlushError() error {
+	if !n.wrote {
+		n.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(n.ResponseWriterWrapper.ResponseWriter).Flush()
 }
 
 func (h *Handler) sameSite() http.SameSite {
@@ -116,31 +101,66 @@ func (h *Handler) sameSite() http.SameSite {
 	return http.SameSiteLaxMode
 }
 
+// cookieName is the session cookie's name on r's site. An explicit
+// `session cookie` is used as given. The default is "__Host-idv_session" on
+// https sites without `session domain`: browsers accept a __Host- cookie
+// only from a secure origin, for Path=/ and without a Domain, so a sibling
+// subdomain cannot plant one (cookie tossing); else "idv_session".
+func (h *Handler) cookieName(r *http.Request) string {
+	if h.Session != nil && h.Session.Cookie != "" {
+		return h.Session.Cookie
+	}
+	if h.sc.Domain == "" && h.secure(r) {
+		return "__Host-" + DefaultCookie
+	}
+	return DefaultCookie
+}
+
 // setSessionCookie sets the session cookie: HttpOnly, SameSite as
-// configured, and Secure whenever the site is served over https.
+// configured, Secure whenever the site is served over https, and a
+// Cache-Control of no-store on the response that carries it.
 func (h *Handler) setSessionCookie(w http.ResponseWriter, r *http.Request, raw string, exp time.Time) {
+	w.Header().Set("Cache-Control", "no-store")
 	http.SetCookie(w, &http.Cookie{
-		Name:     h.sc.Cookie,
+		Name:     h.cookieName(r),
 		Value:    raw,
 		Path:     "/",
 		Domain:   h.sc.Domain,
 		Expires:  exp,
 		MaxAge:   int(exp.Sub(h.now()).Seconds()),
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   h.secure(r),
 		SameSite: h.sameSite(),
 	})
 }
 
 func (h *Handler) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
 	http.SetCookie(w, &http.Cookie{
-		Name:     h.sc.Cookie,
+		Name:     h.cookieName(r),
 		Value:    "",
 		Path:     "/",
 		Domain:   h.sc.Domain,
 		MaxAge:   -1,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   h.secure(r),
 		SameSite: h.sameSite(),
 	})
+}
+
+// sessionCookies returns every value of the session cookie r carries. A
+// request may carry several (a sibling subdomain can set one for the
+// parent domain); see authenticate.
+func (h *Handler) sessionCookies(r *http.Request) []string {
+	name := h.cookieName(r)
+	var out []string
+	for _, line := range r.Header["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			n, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if ok && n == name {
+				out = append(out, strings.Trim(v, `"`))
+			}
+		}
+	}
+	return out
 }

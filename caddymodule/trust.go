@@ -103,7 +103,7 @@ func (h *Handler) verifyTrusted(ctx context.Context, raw string) (*token.Session
 		if err := idt.Claims(&claims); err != nil {
 			return nil, err
 		}
-		return token.External(raw, claims, idt.Expiry)
+		return token.External(raw, t.cfg.Issuer, claims, idt.Expiry)
 	}
 	return nil, errors.New("idv: token from an issuer that is not trusted")
 }

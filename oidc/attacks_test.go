@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-idv/caddy-idv/oidc"
+	"github.com/caddy-idv/caddy-idv/token"
 )
 
 // TestAuthorizeAttacks: one case per attack on the authorization endpoint.
@@ -261,10 +262,15 @@ func TestUserinfoAttacks(t *testing.T) {
 	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`)) + "." + parts[1] + "."
 	hs, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": e.issuer, "sub": "x", "aud": []string{"spa", e.issuer},
 		"client_id": "spa", "scope": "openid", "sid": "s", "exp": e.clock.Now().Add(time.Hour).Unix()}).SignedString([]byte("k"))
-	sessionToken, _ := e.tokens.Sign(jwt.MapClaims{"iss": e.issuer, "sub": sess.Subject, "aud": e.issuer, "sid": sess.SID,
-		"jti": "j", "iat": e.clock.Now().Unix(), "exp": e.clock.Now().Add(time.Hour).Unix()})
-	otherIssuer, _ := e.tokens.Sign(jwt.MapClaims{"iss": "https://evil.example", "sub": "x", "aud": []string{"spa", "https://evil.example"},
-		"client_id": "spa", "scope": "openid", "sid": "s", "iat": e.clock.Now().Unix(), "exp": e.clock.Now().Add(time.Hour).Unix()})
+	sessions := e.tokens.Sessions(token.Site{OIDCIssuer: e.issuer, Providers: []token.SiteProvider{{Name: "demo", Kind: "demo"}}}, time.Hour, 0)
+	sessionToken, _, err := sessions.Issue(token.Login{Subject: sess.Subject, Provider: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherIssuer, err := e.tokens.IssueAccess(token.Grant{Issuer: "https://evil.example", ClientID: "spa", Subject: "x", SID: "s"}, "openid", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, tok := range map[string]string{
 		"ID token as access token":        idt,
 		"session token as access token":   sessionToken,

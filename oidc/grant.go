@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/caddy-idv/caddy-idv/token"
 )
 
@@ -80,18 +78,20 @@ func (p *Provider) subject(c *client, sub string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// scopeClaims adds the claims that the granted scope releases (OpenID
+// scopeClaims returns the claims that the granted scope releases (OpenID
 // Connect Core §5.4): email and email_verified with email; every other
 // identity claim of the session with profile.
-func scopeClaims(dst jwt.MapClaims, g *grant) {
+func scopeClaims(g *grant) map[string]any {
 	profile, email := g.has(scopeProfile), g.has(scopeEmail)
+	out := map[string]any{}
 	for name, raw := range g.Claims {
 		isEmail := slices.Contains(emailClaims, name)
 		if isEmail && !email || !isEmail && !profile || token.Reserved(name) {
 			continue
 		}
-		dst[name] = raw
+		out[name] = raw
 	}
+	return out
 }
 
 // issued is what one token response carries.
@@ -101,73 +101,30 @@ type issued struct {
 	ExpiresIn   int
 }
 
-// mint signs an access token and an ID token for g, as client c sees them.
+// mint has token/ sign an access token and an ID token for g, as client c
+// sees them.
 func (p *Provider) mint(c *client, g *grant, withNonce bool) (*issued, error) {
-	now := p.now()
-	sub := p.subject(c, g.Subject)
-	scope := strings.Join(g.Scope, " ")
-
-	at := jwt.MapClaims{
-		"iss":       p.issuer,
-		"sub":       sub,
-		"aud":       []string{c.ID, p.issuer},
-		"client_id": c.ID,
-		"scope":     scope,
-		"iat":       now.Unix(),
-		"exp":       now.Add(AccessTokenLifetime).Unix(),
-		"jti":       randomID(),
-		"sid":       g.SID,
-		"auth_time": g.AuthTime,
+	tg := token.Grant{
+		Issuer:   p.issuer,
+		ClientID: c.ID,
+		Subject:  p.subject(c, g.Subject),
+		SID:      g.SID,
+		AuthTime: g.AuthTime,
+		ACR:      g.ACR,
+		AMR:      g.AMR,
+		Claims:   scopeClaims(g),
 	}
-	if g.ACR != "" {
-		at["acr"] = g.ACR
-	}
-	if len(g.AMR) > 0 {
-		at["amr"] = g.AMR
-	}
-	scopeClaims(at, g)
-	var accessToken string
-	var err error
-	if ts, ok := any(p.tokens).(typedSigner); ok {
-		accessToken, err = ts.SignTyped(at, "at+jwt")
-	} else {
-		accessToken, err = p.tokens.Sign(at)
-	}
+	accessToken, err := p.tokens.IssueAccess(tg, strings.Join(g.Scope, " "), AccessTokenLifetime)
 	if err != nil {
 		return nil, fmt.Errorf("oidc: access token: %w", err)
 	}
-
-	id := jwt.MapClaims{
-		"iss":       p.issuer,
-		"sub":       sub,
-		"aud":       c.ID,
-		"azp":       c.ID,
-		"iat":       now.Unix(),
-		"exp":       now.Add(IDTokenLifetime).Unix(),
-		"auth_time": g.AuthTime,
-		"sid":       g.SID,
-		"at_hash":   atHash(accessToken),
+	nonce := ""
+	if withNonce {
+		nonce = g.Nonce
 	}
-	if withNonce && g.Nonce != "" {
-		id["nonce"] = g.Nonce
-	}
-	if g.ACR != "" {
-		id["acr"] = g.ACR
-	}
-	if len(g.AMR) > 0 {
-		id["amr"] = g.AMR
-	}
-	scopeClaims(id, g)
-	idToken, err := p.tokens.Sign(id)
+	idToken, err := p.tokens.IssueID(tg, nonce, accessToken, IDTokenLifetime)
 	if err != nil {
 		return nil, fmt.Errorf("oidc: id token: %w", err)
 	}
 	return &issued{IDToken: idToken, AccessToken: accessToken, ExpiresIn: int(AccessTokenLifetime / time.Second)}, nil
-}
-
-// atHash is the left half of the SHA-256 of the access token, base64url
-// (OpenID Connect Core §3.1.3.6, for ES256).
-func atHash(accessToken string) string {
-	sum := sha256.Sum256([]byte(accessToken))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }

@@ -143,28 +143,20 @@ func (p *Provider) serveLogout(w http.ResponseWriter, r *http.Request) {
 	writePage(w, r, http.StatusOK, pageData{Title: "Logged out", Message: "You have been logged out. You can close this window."})
 }
 
-// parseHint checks an id_token_hint: our signature and issuer, an aud that
-// is a registered client and azp, if any, the same. Its expiry is not
-// checked (RP-Initiated Logout §2: an expired ID token is a valid hint).
+// parseHint checks an id_token_hint with token/'s ID-token verifier (our
+// signature and issuer, typ JWT, aud equal to azp; its expiry is not
+// checked: RP-Initiated Logout §2 allows an expired ID token as a hint),
+// then that its client is registered.
 func (p *Provider) parseHint(ctx context.Context, raw string) *hint {
-	claims, _, err := p.parseOwn(ctx, raw, false)
+	h, err := p.tokens.VerifyIDTokenHint(ctx, raw, p.issuer)
 	if err != nil {
 		return nil
 	}
-	aud, err := claims.GetAudience()
-	if err != nil || len(aud) != 1 {
+	c := p.clients[h.ClientID]
+	if c == nil {
 		return nil
 	}
-	c := p.clients[aud[0]]
-	if azp, ok := claims["azp"].(string); c == nil || !ok || azp != c.ID {
-		return nil
-	}
-	if _, isAT := claims["client_id"]; isAT {
-		return nil
-	}
-	sid, _ := claims["sid"].(string)
-	sub, _ := claims["sub"].(string)
-	return &hint{client: c, sid: sid, sub: sub}
+	return &hint{client: c, sid: h.SID, sub: h.Subject}
 }
 
 // sameOrigin reports whether a POST came from the issuer's own origin

@@ -79,8 +79,6 @@ type Provider struct {
 	logger      *zap.Logger
 	pairwise    []byte
 
-	keys *keySource
-
 	discoveryBody []byte
 	discoveryETag string
 }
@@ -132,7 +130,6 @@ func New(cfg Config, opts Options) (*Provider, error) {
 		logger:      opts.Logger,
 		pairwise:    opts.PairwiseSecret,
 	}
-	p.keys = newKeySource(opts.Tokens.Keys())
 	needPairwise := false
 	for _, c := range cfg.Clients {
 		cl := &client{Client: c, redirects: map[string]bool{}, logouts: map[string]bool{}}

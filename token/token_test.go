@@ -37,8 +37,11 @@ type fixture struct {
 	clk     *clock
 	st      store.Store
 	svc     *Service
+	ss      *Sessions
 	revoked map[string]bool
 }
+
+var testSite = Site{Origin: site, Providers: []SiteProvider{{Name: "demo", Kind: "demo"}}}
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
@@ -50,6 +53,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	var mu sync.Mutex
 	f.svc = NewService(keys, func(sid string) bool { mu.Lock(); defer mu.Unlock(); return f.revoked[sid] }, f.clk.now, 100)
+	f.ss = f.svc.Sessions(testSite, 8*time.Hour, 0)
 	return f
 }
 
@@ -65,20 +69,18 @@ func (f *fixture) claims() jwt.MapClaims {
 
 func (f *fixture) sign(t *testing.T, c jwt.MapClaims) string {
 	t.Helper()
-	raw, err := f.svc.Sign(c)
+	raw, err := f.svc.sign(c, TypSession)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return raw
 }
 
-var want = Expect{Audience: site, Issuer: site}
-
 func TestVerifyRoundTrip(t *testing.T) {
 	f := newFixture(t)
 	raw := f.sign(t, f.claims())
 	for i := 0; i < 2; i++ { // the second answer comes from the cache
-		s, err := f.svc.Verify(context.Background(), raw, want)
+		s, err := f.ss.Verify(context.Background(), raw)
 		if err != nil {
 			t.Fatalf("verify #%d: %v", i, err)
 		}
@@ -175,7 +177,7 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 	}
 	for name, mk := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, err := f.svc.Verify(context.Background(), mk(), want); !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrUnknownKey) {
+			if _, err := f.ss.Verify(context.Background(), mk()); !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrUnknownKey) {
 				t.Fatalf("err = %v, want ErrInvalid", err)
 			}
 		})
@@ -186,19 +188,19 @@ func TestCacheHitStillChecksRevocationExpiryAndAudience(t *testing.T) {
 	f := newFixture(t)
 	raw := f.sign(t, f.claims())
 	ctx := context.Background()
-	if _, err := f.svc.Verify(ctx, raw, want); err != nil {
+	if _, err := f.ss.Verify(ctx, raw); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Verify(ctx, raw, Expect{Audience: "https://other.example", Issuer: site}); !errors.Is(err, ErrInvalid) {
+	if _, err := f.svc.Sessions(Site{Origin: "https://other.example", Providers: testSite.Providers}, time.Hour, 0).Verify(ctx, raw); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("other audience on a cache hit: %v", err)
 	}
 	f.revoked["s1"] = true
-	if _, err := f.svc.Verify(ctx, raw, want); !errors.Is(err, ErrRevoked) {
+	if _, err := f.ss.Verify(ctx, raw); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("revoked on a cache hit: %v", err)
 	}
 	f.revoked["s1"] = false
 	f.clk.add(2 * time.Hour)
-	if _, err := f.svc.Verify(ctx, raw, want); !errors.Is(err, ErrInvalid) {
+	if _, err := f.ss.Verify(ctx, raw); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("expired on a cache hit: %v", err)
 	}
 }
@@ -208,7 +210,7 @@ func TestCacheIsBounded(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		c := f.claims()
 		c["jti"] = "j" + string(rune('a'+i%26)) + time.Duration(i).String()
-		if _, err := f.svc.Verify(context.Background(), f.sign(t, c), want); err != nil {
+		if _, err := f.ss.Verify(context.Background(), f.sign(t, c)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,10 +220,11 @@ func TestCacheIsBounded(t *testing.T) {
 }
 
 func TestIssuerDomain(t *testing.T) {
-	e := Expect{Audience: "example.com", IssuerDomain: "example.com"}
+	e := Site{Domain: "example.com", Origin: "https://app.example.com"}
 	for iss, ok := range map[string]bool{
 		"https://example.com": true, "https://app.example.com": true, "https://app.example.com:8443": true,
-		"https://evilexample.com": false, "https://example.com.evil.net": false, "example.com": false,
+		DefaultIssuer: true, "https://evilexample.com": false, "https://example.com.evil.net": false, "example.com": false,
+		"https://user@evil.net#.example.com": false, "javascript://example.com": false,
 	} {
 		if e.issuerOK(iss) != ok {
 			t.Errorf("issuerOK(%q) = %v", iss, !ok)
@@ -278,7 +281,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, raw string) {
-		s, err := fx.svc.Verify(context.Background(), raw, want)
+		s, err := fx.ss.Verify(context.Background(), raw)
 		if err == nil && s.Subject == "" {
 			t.Fatal("verified a token without a subject")
 		}

@@ -1,0 +1,23 @@
+package token
+
+// The kinds of token this package signs. Each kind carries its own JWS "typ"
+// header, which is covered by the signature, and each has exactly one
+// verifier that insists on it, so that a token handed out for one purpose is
+// never accepted for another: an OAuth access token given to a relying party
+// cannot be replayed as a browser session, a session cookie cannot be passed
+// off as an id_token_hint, and so on.
+//
+//	kind          typ                 issued by            accepted by
+//	session       idv-session+jwt     Sessions.Issue       Sessions.Verify (gate, /me, OIDC authorize and logout)
+//	access token  at+jwt (RFC 9068)   Service.IssueAccess  Service.VerifyAccess (OIDC userinfo, introspection)
+//	ID token      JWT                 Service.IssueID      Service.VerifyIDTokenHint (OIDC end_session)
+//
+// Refresh tokens and authorization codes are opaque random strings kept in
+// the store, never JWTs, so no verifier here can mistake them for one.
+const (
+	TypSession = "idv-session+jwt"
+	TypAccess  = "at+jwt"
+	// TypID is the typ of OpenID Connect ID tokens. "JWT" is what relying
+	// parties expect there; session and access tokens never carry it.
+	TypID = "JWT"
+)
