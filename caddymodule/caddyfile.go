@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-idv/caddy-idv/providers"
+	"github.com/caddy-idv/caddy-idv/token"
 )
 
 func init() {
@@ -31,9 +32,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	idv [<matcher>] {
 //		provider <kind> [<name>] { ... }
 //		prefix   <path>
+//		site     <origin>
 //		session  { cookie <name>; lifetime <d>; idle <d>; domain <d>; same_site lax|strict|none; audience <aud> }
 //		limit    { per_address <n> <window>; total <n> <window> }
-//		require  <claim> <value...>
+//		require  <claim> <value...> [{ issuer <trusted issuer> }]
 //		header   <Header-Name> <claim>
 //		templates <dir>
 //	}
@@ -67,12 +69,35 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := h.unmarshalLimit(d); err != nil {
 				return err
 			}
+		case "site":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			h.Site = v
+			if strings.Contains(v, "{") {
+				break // a placeholder, checked once resolved
+			}
+			if _, err := token.ParseOrigin(v); err != nil {
+				return d.Errf("site: %v", err)
+			}
 		case "require":
 			args := d.RemainingArgs()
 			if len(args) < 2 {
-				return d.Errf("require: want `require <claim> <value...>`")
+				return d.Errf("require: want `require <claim> <value...> [{ issuer <url> }]`")
 			}
-			h.Require = append(h.Require, Requirement{Claim: args[0], Values: args[1:]})
+			req := Requirement{Claim: args[0], Values: args[1:]}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				if d.Val() != "issuer" {
+					return d.Errf("require: unknown option %q (known: issuer)", d.Val())
+				}
+				v, err := oneArg(d)
+				if err != nil {
+					return err
+				}
+				req.Issuer = v
+			}
+			h.Require = append(h.Require, req)
 		case "header":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -103,7 +128,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Store = &StoreConfig{Type: "redis", URL: args[1]}
 		default:
-			return d.Errf("unknown option %q (known: provider, prefix, session, limit, require, header, oidc, trust_issuer, templates, store)", opt)
+			return d.Errf("unknown option %q (known: provider, prefix, site, session, limit, require, header, oidc, trust_issuer, templates, store)", opt)
 		}
 	}
 	if len(h.ProvidersRaw) == 0 {

@@ -93,6 +93,22 @@ func TestSafeRedirect(t *testing.T) {
 		"evil.example":                  "/",
 		"/\uff0fevil.example":           "/",
 		"/" + strings.Repeat("a", 3000): "/",
+		// Dot segments that a browser removes before it navigates: each
+		// would become //evil.example.
+		"/.//evil.example":         "/",
+		"/..//evil.example":        "/",
+		"/%2e//evil.example":       "/",
+		"/%2E%2E//evil.example":    "/",
+		"/a/..//evil.example":      "/",
+		"/a/b/../..//evil.example": "/",
+		"/a/%2e%2e//evil.example":  "/",
+		"/a/.%2e//evil.example":    "/",
+		"/%252e//evil.example":     "/",
+		"/a/./b/../c?x=/../..//y":  "/a/c?x=/../..//y",
+		"/a/..":                    "/",
+		"/a/b/.":                   "/a/b/",
+		"/..":                      "/",
+		"/a/..%2f/evil.example":    "/",
 	}
 	for in, want := range cases {
 		if got := safeRedirect(in); got != want {
@@ -117,6 +133,13 @@ func TestSafeRedirect(t *testing.T) {
 
 func assertLocalPath(t testing.TB, in, out string) {
 	t.Helper()
+	// What a browser does with it: resolve against the page, removing dot
+	// segments. It must stay on the site, and its path must not read as a
+	// scheme-relative URL if a script reuses it.
+	base, _ := url.Parse("https://site.example/login")
+	if u, err := base.Parse(out); err == nil && (u.Host != "site.example" || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(u.EscapedPath(), "//")) {
+		t.Fatalf("safeRedirect(%q) = %q: resolves to %s", in, out, u)
+	}
 	cur := out
 	for i := 0; i < 5; i++ {
 		u, err := url.Parse(cur)

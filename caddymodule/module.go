@@ -406,7 +406,7 @@ func (h *Handler) validateOptions() error {
 		return err
 	}
 	if h.Site != "" {
-		origin, err := token.ParseOrigin(h.Site)
+		origin, err := token.ParseOrigin(caddy.NewReplacer().ReplaceKnown(h.Site, ""))
 		if err != nil {
 			return fmt.Errorf("idv: site: %w", err)
 		}

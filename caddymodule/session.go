@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,17 +149,17 @@ func (h *Handler) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// sessionCookies returns every value of the session cookie r carries. A
-// request may carry several (a sibling subdomain can set one for the
-// parent domain); see authenticate.
+// sessionCookies returns every distinct value of the session cookie r
+// carries. A request may carry several (a sibling subdomain can set one for
+// the parent domain); see session.
 func (h *Handler) sessionCookies(r *http.Request) []string {
 	name := h.cookieName(r)
 	var out []string
 	for _, line := range r.Header["Cookie"] {
 		for part := range strings.SplitSeq(line, ";") {
 			n, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if ok && n == name {
-				out = append(out, strings.Trim(v, `"`))
+			if v = strings.Trim(v, `"`); ok && n == name && !slices.Contains(out, v) {
+				out = append(out, v)
 			}
 		}
 	}

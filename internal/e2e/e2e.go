@@ -94,6 +94,9 @@ type Options struct {
 	Port int
 	// Env is extra environment for the process (NAME=value).
 	Env []string
+	// Extra is more Caddyfile text after the site block: other sites of
+	// the same process.
+	Extra string
 }
 
 // Instance is a running caddy.
@@ -129,7 +132,8 @@ func Start(t testing.TB, site string, opts Options) *Instance {
 %s {
 %s
 }
-`, opts.Storage, opts.Global, u, strings.ReplaceAll(site, "{url}", u))
+%s
+`, opts.Storage, opts.Global, u, strings.ReplaceAll(site, "{url}", u), opts.Extra)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {

@@ -16,7 +16,9 @@
   // isLocalPath reports whether p is a path on this site (origin). It must
   // start with exactly one "/" ("//host" and "/\host" name another host) and
   // hold no control characters or spaces, which URL parsers drop ("/\t/host"
-  // becomes "//host"); what is left must resolve to origin.
+  // becomes "//host"); what is left must resolve to origin, to a path that
+  // does not itself start with "//" once dot segments are removed
+  // ("/a/..//host" resolves to the path "//host").
   function isLocalPath(p, origin) {
     if (typeof p !== "string" || p.charAt(0) !== "/") {
       return false;
@@ -28,20 +30,19 @@
       return false;
     }
     try {
-      return new URL(p, origin).origin === origin;
+      var u = new URL(p, origin);
+      return u.origin === origin && u.pathname.slice(0, 2) !== "//";
     } catch (e) {
       return false;
     }
   }
 
-  // safeRedirect is where to go after a completed login: the server's
-  // redirect when it is local, else "/".
+  // safeRedirect is where to go after a completed login: exactly the
+  // server's redirect (the server has canonicalised it) when it is local,
+  // else "/". It is never rebuilt from parts: a rebuilt path can read as
+  // another host.
   function safeRedirect(p, origin) {
-    if (!isLocalPath(p, origin)) {
-      return "/";
-    }
-    var u = new URL(p, origin);
-    return u.pathname + u.search + u.hash;
+    return isLocalPath(p, origin) ? p : "/";
   }
 
   // safeLink returns href when it may be offered as "Open on this device"

@@ -1,0 +1,263 @@
+package caddymodule_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/caddy-idv/caddy-idv/internal/e2e"
+)
+
+// The tests in this file are the trust boundaries between tokens, sites and
+// origins, each named after the finding it guards against. They run against
+// the real binary.
+
+// ssoSite is the README's single sign-on shape: the OIDC issuer is the
+// site's own origin, so an access token's aud names the site too.
+func ssoSite(issuer, rp string) string {
+	return `
+	idv {
+		provider demo {
+			user "Ada Lovelace"
+		}
+		oidc {
+			issuer ` + issuer + `
+			client app {
+				secret app-secret-0123456789
+				redirect_uri ` + rp + `/callback
+			}
+		}
+	}
+	respond "user={http.auth.user.id} idv={http.auth.user.idv}"
+`
+}
+
+// TestAccessTokenIsNotASession: an OIDC access token (or ID token) handed
+// to a relying party is accepted only where its kind is: never as a session
+// cookie or bearer at the gate, /me, authorize or logout.
+func TestAccessTokenIsNotASession(t *testing.T) {
+	rp := fmt.Sprintf("http://127.0.0.1:%d", e2e.FreePort(t))
+	port := e2e.FreePort(t)
+	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
+	idp := e2e.Start(t, ssoSite(issuer, rp), e2e.Options{Port: port})
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &oauth2.Config{ClientID: "app", ClientSecret: "app-secret-0123456789", RedirectURL: rp + "/callback",
+		Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "profile"}}
+	person := e2e.NewBrowser()
+	pkce := oauth2.GenerateVerifier()
+	code := authorize(t, idp, person, conf, "st", "nonce", pkce)
+	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(pkce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idToken, _ := tok.Extra("id_token").(string)
+	for kind, raw := range map[string]string{"access token": tok.AccessToken, "ID token": idToken} {
+		t.Run(kind, func(t *testing.T) {
+			api := map[string]string{"Authorization": "Bearer " + raw, "Accept": "application/json"}
+			if code, _, body := e2e.NewBrowser().Do(t, http.MethodGet, idp.URL+"/x", nil, api); code != http.StatusUnauthorized {
+				t.Errorf("gate, bearer: %d %s", code, body)
+			}
+			if code, _, body := e2e.NewBrowser().Do(t, http.MethodGet, idp.URL+"/.idv/me", nil, api); code != http.StatusUnauthorized {
+				t.Errorf("/me, bearer: %d %s", code, body)
+			}
+			asCookie := e2e.NewBrowser()
+			u, _ := url.Parse(idp.URL)
+			asCookie.Jar.SetCookies(u, []*http.Cookie{{Name: "idv_session", Value: raw}})
+			if code, _, body := asCookie.Do(t, http.MethodGet, idp.URL+"/x", nil, map[string]string{"Accept": "application/json"}); code != http.StatusUnauthorized {
+				t.Errorf("gate, cookie: %d %s", code, body)
+			}
+			// At authorize it must not stand for a logged-in person: the
+			// browser is sent to the login page, no code is issued.
+			authURL := conf.AuthCodeURL("s2", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+			for name, b := range map[string]*e2e.Browser{"bearer": e2e.NewBrowser(), "cookie": asCookie} {
+				hdr := map[string]string{"Accept": "text/html"}
+				if name == "bearer" {
+					hdr["Authorization"] = "Bearer " + raw
+				}
+				code, h, _ := b.Do(t, http.MethodGet, authURL, nil, hdr)
+				if loc := h.Get("Location"); code != http.StatusFound || !strings.HasPrefix(loc, "/.idv/login?") {
+					t.Errorf("authorize with the %s as %s: %d %q", kind, name, code, loc)
+				}
+			}
+			// At logout it ends nothing: the person's session lives on.
+			code, _, _ := e2e.NewBrowser().Do(t, http.MethodPost, idp.URL+"/.idv/logout", nil, map[string]string{"Authorization": "Bearer " + raw})
+			if code != http.StatusSeeOther {
+				t.Errorf("logout: %d", code)
+			}
+			if code, _, body := person.Do(t, http.MethodGet, idp.URL+"/x", nil, nil); code != http.StatusOK {
+				t.Errorf("the person's session after a logout with the %s: %d %s", kind, code, body)
+			}
+		})
+	}
+	// Control: the access token is still good where it belongs.
+	if code, _, body := e2e.NewBrowser().Do(t, http.MethodGet, idp.URL+"/.idv/oidc/userinfo", nil, map[string]string{"Authorization": "Bearer " + tok.AccessToken}); code != http.StatusOK {
+		t.Fatalf("userinfo: %d %s", code, body)
+	}
+}
+
+// TestSessionOfAnotherHandlerViaHostHeader: a login started on a weak
+// handler with the Host of a strong one must not give a session the strong
+// one accepts (Caddy's host matching ignores the port, so the weak site
+// answers for the strong site's Host).
+func TestSessionOfAnotherHandlerViaHostHeader(t *testing.T) {
+	strongPort := e2e.FreePort(t)
+	strongURL := fmt.Sprintf("http://127.0.0.1:%d", strongPort)
+	weak := e2e.Start(t, `
+	idv {
+		provider demo
+	}
+	respond "weak {http.auth.user.idv}"
+`, e2e.Options{Extra: strongURL + ` {
+	idv {
+		provider demo bank {
+			user "Bank customer"
+		}
+	}
+	respond "strong {http.auth.user.idv}"
+}`})
+	b := e2e.NewBrowser()
+	spoofed := b.Via(fmt.Sprintf("127.0.0.1:%d", strongPort))
+	s := spoofed.StartLogin(t, weak.URL, map[string]string{"provider": "demo", "rd": "/"})
+	s.QRText = weak.URL + "/.idv/demo/wallet/" + s.ID
+	approve(t, e2e.NewBrowser(), s, http.StatusSeeOther)
+	if st := spoofed.Poll(t, weak.URL, s, 10); st.State != "completed" {
+		t.Fatalf("login: %+v", st)
+	}
+	if code, _, body := b.Do(t, http.MethodGet, strongURL+"/x", nil, map[string]string{"Accept": "application/json"}); code != http.StatusUnauthorized {
+		t.Fatalf("the strong site accepted the weak site's session: %d %s", code, body)
+	}
+	if code, _, body := b.Do(t, http.MethodGet, weak.URL+"/x", nil, nil); code != http.StatusOK || string(body) != "weak demo" {
+		t.Fatalf("the weak site's own session: %d %s", code, body)
+	}
+}
+
+// TestBehindTLSTerminatingProxy: with `site https://...`, a Caddy that sees
+// plain http (TLS ends at a load balancer) still sets Secure, __Host-
+// cookies, builds https links and accepts the browser's https Origin.
+func TestBehindTLSTerminatingProxy(t *testing.T) {
+	inst := e2e.Start(t, `
+	idv {
+		provider demo
+		site https://app.example
+	}
+	respond "user={http.auth.user.id}"
+`, e2e.Options{})
+	// The client is the load balancer: it forwards the browser's headers
+	// and cookies as they are, over http and with its own Host for the
+	// backend, so cookies are handled by hand here (a cookie jar would not
+	// send Secure cookies over http).
+	lb := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(method, path, cookie string, hdr map[string]string, body string) (int, http.Header, []byte) {
+		if hdr == nil {
+			hdr = map[string]string{}
+		}
+		req, err := http.NewRequest(method, inst.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := lb.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, data
+	}
+	code, hdr, body := do(http.MethodPost, "/.idv/sessions", "", map[string]string{"Content-Type": "application/json", "Origin": "https://app.example", "Sec-Fetch-Site": "same-origin"}, `{"provider":"demo","rd":"/in"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("start with the public Origin: %d %s", code, body)
+	}
+	pending := setCookie(t, hdr, "idv_session_login")
+	if !pending.Secure || !pending.HttpOnly {
+		t.Fatalf("pending cookie: %+v", pending)
+	}
+	var s e2e.Started
+	if err := json.Unmarshal(body, &s); err != nil || !strings.HasPrefix(s.QRText, "https://app.example/.idv/demo/wallet/") {
+		t.Fatalf("start answer: %s", body)
+	}
+	if code, _, body := do(http.MethodPost, "/.idv/demo/wallet/"+s.ID+"/approve", "", map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": "https://app.example"}, ""); code != http.StatusSeeOther {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	code, hdr, body = do(http.MethodGet, s.StatusURL+"?wait=10", pending.Name+"="+pending.Value, nil, "")
+	if code != http.StatusOK || !strings.Contains(string(body), `"completed"`) {
+		t.Fatalf("poll: %d %s", code, body)
+	}
+	sess := setCookie(t, hdr, "__Host-idv_session")
+	if !sess.Secure || !sess.HttpOnly || sess.Path != "/" || sess.Domain != "" {
+		t.Fatalf("session cookie: %+v", sess)
+	}
+	if code, _, body := do(http.MethodGet, "/in", sess.Name+"="+sess.Value, nil, ""); code != http.StatusOK || !strings.HasPrefix(string(body), "user=demo-") {
+		t.Fatalf("protected page: %d %s", code, body)
+	}
+	// A cross-site POST is still refused, and so is plain http's origin.
+	for _, origin := range []string{"https://evil.example", inst.URL, "http://app.example"} {
+		if code, _, _ := do(http.MethodPost, "/.idv/sessions", "", map[string]string{"Content-Type": "application/json", "Origin": origin}, `{"provider":"demo"}`); code != http.StatusForbidden {
+			t.Errorf("POST with Origin %s: %d", origin, code)
+		}
+	}
+}
+
+func setCookie(t *testing.T, hdr http.Header, name string) *http.Cookie {
+	t.Helper()
+	for _, c := range (&http.Response{Header: hdr}).Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no Set-Cookie %s in %v", name, hdr["Set-Cookie"])
+	return nil
+}
+
+// TestRedirectDotSegments: rd values whose dot segments a browser removes
+// into //evil.example end on the site, at every redirecting parameter.
+func TestRedirectDotSegments(t *testing.T) {
+	inst := e2e.Start(t, site, e2e.Options{})
+	payloads := []string{"/.//evil.example", "/..//evil.example", "/%2e//evil.example", "/a/..//evil.example", "/a/%2E%2E//evil.example", "/./%2e/.//evil.example"}
+	for _, p := range payloads {
+		t.Run(p, func(t *testing.T) {
+			b := e2e.NewBrowser()
+			// The login page's rd.
+			_, _, page := b.Do(t, http.MethodGet, inst.URL+"/.idv/login?rd="+url.QueryEscape(p), nil, map[string]string{"Accept": "text/html"})
+			if !strings.Contains(string(page), `data-rd="/"`) {
+				t.Errorf("login page keeps rd %q", p)
+			}
+			// POST /sessions' rd, and the redirect of the completed login.
+			_, st := login(t, inst, b, nil, p)
+			if st.State != "completed" || st.Redirect != "/" {
+				t.Errorf("completed login redirects to %q", st.Redirect)
+			}
+			// Logout's rd, as query and as form field.
+			code, hdr, _ := b.Do(t, http.MethodPost, inst.URL+"/.idv/logout?rd="+url.QueryEscape(p), nil, nil)
+			if code != http.StatusSeeOther || hdr.Get("Location") != "/" {
+				t.Errorf("logout ?rd: %d %q", code, hdr.Get("Location"))
+			}
+			code, hdr, _ = b.Do(t, http.MethodPost, inst.URL+"/.idv/logout", strings.NewReader("rd="+url.QueryEscape(p)), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+			if code != http.StatusSeeOther || hdr.Get("Location") != "/" {
+				t.Errorf("logout form rd: %d %q", code, hdr.Get("Location"))
+			}
+			// A navigation to such a path keeps it, canonicalised.
+			code, hdr, _ = e2e.NewBrowser().Do(t, http.MethodGet, inst.URL+p, nil, map[string]string{"Accept": "text/html"})
+			if loc := hdr.Get("Location"); code != http.StatusFound || loc != "/.idv/login?rd=%2F" {
+				t.Errorf("gate redirect: %d %q", code, loc)
+			}
+		})
+	}
+}

@@ -1,0 +1,262 @@
+package caddymodule
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// fakeIssuer is an OpenID Connect issuer on 127.0.0.1 (discovery and an
+// RS256 key set) whose tokens a handler trusts with trust_issuer.
+type fakeIssuer struct {
+	srv *httptest.Server
+	key *rsa.PrivateKey
+}
+
+func newFakeIssuer(t *testing.T) *fakeIssuer {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeIssuer{key: key}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			_ = json.NewEncoder(w).Encode(map[string]any{"issuer": f.srv.URL, "jwks_uri": f.srv.URL + "/jwks",
+				"id_token_signing_alg_values_supported": []string{"RS256"}})
+		case "/jwks":
+			e := big.NewInt(int64(key.E)).Bytes()
+			_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
+				"n": base64.RawURLEncoding.EncodeToString(key.N.Bytes()), "e": base64.RawURLEncoding.EncodeToString(e)}}})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeIssuer) token(t *testing.T, claims jwt.MapClaims) string {
+	t.Helper()
+	c := jwt.MapClaims{"iss": f.srv.URL, "aud": "app", "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix()}
+	for k, v := range claims {
+		c[k] = v
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
+	tok.Header["kid"] = "k1"
+	raw, err := tok.SignedString(f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// serve runs one request through h and returns the status, the upstream's
+// request headers (nil when it was not reached) and the response.
+func serve(t *testing.T, h *Handler, r *http.Request, next caddyhttp.Handler) (*httptest.ResponseRecorder, http.Header, map[string]string) {
+	t.Helper()
+	r, repl := caddyRequest(r)
+	var upstream http.Header
+	placeholders := map[string]string{}
+	if next == nil {
+		next = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			upstream = r.Header.Clone()
+			for _, k := range []string{"id", "idv", "sub", "acr"} {
+				placeholders[k], _ = repl.GetString("http.auth.user." + k)
+			}
+			w.WriteHeader(http.StatusOK)
+			return nil
+		})
+	}
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, r, next); err != nil {
+		var he caddyhttp.HandlerError
+		if asHandlerError(err, &he) {
+			w.Code = he.StatusCode
+		} else {
+			t.Fatal(err)
+		}
+	}
+	return w, upstream, placeholders
+}
+
+func asHandlerError(err error, he *caddyhttp.HandlerError) bool {
+	e, ok := err.(caddyhttp.HandlerError)
+	if ok {
+		*he = e
+	}
+	return ok
+}
+
+// TestTrustedIssuerIdentitiesAreKeptApart: a trusted issuer's sub never
+// equals a local subject, its idv/acr/amr never satisfy a rule meant for
+// local sessions, and only a rule naming the issuer applies to its tokens.
+func TestTrustedIssuerIdentitiesAreKeptApart(t *testing.T) {
+	iss := newFakeIssuer(t)
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(t, clk, func(h *Handler) {
+		h.TrustIssuers = []TrustIssuer{{Issuer: iss.srv.URL, Audience: "app"}}
+		h.Headers = []HeaderRule{{Header: "X-User", Claim: "sub"}}
+	})
+	local := sessionToken(t, h, "app.example")
+	foreign := iss.token(t, jwt.MapClaims{"sub": "demo-1", "idv": "demo", "acr": "urn:caddy-idv:demo", "groups": []string{"admins"}})
+	bearer := func(raw string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
+		r.Header.Set("Authorization", "Bearer "+raw)
+		return r
+	}
+
+	// No rules: both pass, with their own namespaces.
+	w, up, ph := serve(t, h, bearer(foreign), nil)
+	if w.Code != http.StatusOK {
+		t.Fatalf("foreign token: %d", w.Code)
+	}
+	want := iss.srv.URL + "#demo-1"
+	if up.Get("X-User") != want || ph["id"] != want || ph["sub"] != want || ph["idv"] != iss.srv.URL {
+		t.Fatalf("foreign identity: X-User %q, placeholders %v", up.Get("X-User"), ph)
+	}
+	if _, up, ph := serve(t, h, bearer(local), nil); up.Get("X-User") != "demo-1" || ph["idv"] != "demo" {
+		t.Fatalf("local identity: %q %v", up.Get("X-User"), ph)
+	}
+
+	// A rule for local sessions: the foreign token cannot satisfy it, even
+	// though its own idv and acr claims say "demo".
+	h.Require = []Requirement{{Claim: "idv", Values: []string{"demo"}}}
+	if w, _, _ := serve(t, h, bearer(foreign), nil); w.Code != http.StatusForbidden {
+		t.Fatalf("foreign token under a local rule: %d", w.Code)
+	}
+	h.Require = []Requirement{{Claim: "acr", Values: []string{"urn:caddy-idv:demo"}}}
+	if w, _, _ := serve(t, h, bearer(foreign), nil); w.Code != http.StatusForbidden {
+		t.Fatalf("foreign acr under a local rule: %d", w.Code)
+	}
+	if w, _, _ := serve(t, h, bearer(local), nil); w.Code != http.StatusOK {
+		t.Fatalf("local token under a local rule: %d", w.Code)
+	}
+
+	// A rule naming the issuer applies to its tokens, beside the local one.
+	h.Require = []Requirement{
+		{Claim: "idv", Values: []string{"demo"}},
+		{Claim: "groups", Values: []string{"admins"}, Issuer: iss.srv.URL},
+	}
+	if w, _, _ := serve(t, h, bearer(foreign), nil); w.Code != http.StatusOK {
+		t.Fatalf("foreign token meeting its issuer's rule: %d", w.Code)
+	}
+	if w, _, _ := serve(t, h, bearer(local), nil); w.Code != http.StatusOK {
+		t.Fatalf("local token beside an issuer's rule: %d", w.Code)
+	}
+	other := iss.token(t, jwt.MapClaims{"sub": "bob", "groups": []string{"staff"}})
+	if w, _, _ := serve(t, h, bearer(other), nil); w.Code != http.StatusForbidden {
+		t.Fatalf("foreign token failing its issuer's rule: %d", w.Code)
+	}
+}
+
+// TestCookieTossing: a request that carries two session cookies is trusted
+// only when exactly one verifies, and https sites default to a __Host-
+// cookie that a sibling subdomain cannot set.
+func TestCookieTossing(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(t, clk, nil)
+	victim, attacker := sessionToken(t, h, "app.example"), sessionToken(t, h, "app.example")
+	req := func(cookies ...string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
+		r.Header.Set("Accept", "application/json")
+		for _, c := range cookies {
+			r.Header.Add("Cookie", "idv_session="+c)
+		}
+		return r
+	}
+	for name, c := range map[string]struct {
+		cookies []string
+		want    int
+	}{
+		"attacker's session first":      {[]string{attacker, victim}, http.StatusUnauthorized},
+		"attacker's session second":     {[]string{victim, attacker}, http.StatusUnauthorized},
+		"one valid beside a bad one":    {[]string{"garbage", victim}, http.StatusOK},
+		"the same cookie twice":         {[]string{victim, victim}, http.StatusOK},
+		"two that do not verify":        {[]string{"a.b.c", "garbage"}, http.StatusUnauthorized},
+		"one valid (control)":           {[]string{victim}, http.StatusOK},
+		"attacker's in one header line": {[]string{attacker + "; idv_session=" + victim}, http.StatusUnauthorized},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if w, _, _ := serve(t, h, req(c.cookies...), nil); w.Code != c.want {
+				t.Fatalf("status %d, want %d", w.Code, c.want)
+			}
+		})
+	}
+
+	// The cookie's name.
+	https := httptest.NewRequest(http.MethodGet, "https://app.example/", nil)
+	https.TLS = &tls.ConnectionState{}
+	plain := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
+	if got := h.cookieName(https); got != "__Host-idv_session" {
+		t.Errorf("https default cookie: %q", got)
+	}
+	if got := h.cookieName(plain); got != "idv_session" {
+		t.Errorf("http default cookie: %q", got)
+	}
+	w := httptest.NewRecorder()
+	h.setSessionCookie(w, https, victim, clk.now().Add(time.Hour))
+	if c := w.Result().Cookies()[0]; c.Name != "__Host-idv_session" || c.Path != "/" || c.Domain != "" || !c.Secure {
+		t.Errorf("__Host- cookie attributes: %+v", c)
+	}
+	shared := newTestHandler(t, clk, func(h *Handler) { h.Session = &SessionConfig{Domain: "example.com"} })
+	if got := shared.cookieName(https); got != "idv_session" {
+		t.Errorf("with session domain (a __Host- cookie cannot have one): %q", got)
+	}
+	named := newTestHandler(t, clk, func(h *Handler) { h.Session = &SessionConfig{Cookie: "app_sso"} })
+	if got := named.cookieName(https); got != "app_sso" {
+		t.Errorf("an explicit cookie name is kept: %q", got)
+	}
+}
+
+// TestReissuedCookieIsNeverCached: when the gate re-issues a session cookie
+// (sliding idle timeout) on an upstream response that says public, the
+// response says no-store.
+func TestReissuedCookieIsNeverCached(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(t, clk, func(h *Handler) {
+		h.Session = &SessionConfig{Idle: caddy.Duration(30 * time.Minute)}
+	})
+	raw := sessionToken(t, h, "app.example")
+	clk.add(20 * time.Minute)
+	cacheable := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("Expires", "Thu, 01 Jan 2099 00:00:00 GMT")
+		_, err := w.Write([]byte("shared page"))
+		return err
+	})
+	r := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
+	r.Header.Set("Cookie", "idv_session="+raw)
+	w, _, _ := serve(t, h, r, cacheable)
+	if len(w.Result().Cookies()) != 1 {
+		t.Fatalf("no re-issued cookie: %v", w.Header())
+	}
+	if cc := w.Header().Values("Cache-Control"); len(cc) != 1 || cc[0] != "no-store" || w.Header().Get("Expires") != "" {
+		t.Fatalf("Cache-Control %q, Expires %q", cc, w.Header().Get("Expires"))
+	}
+	if !strings.Contains(w.Body.String(), "shared page") {
+		t.Fatalf("body %q", w.Body.String())
+	}
+	// Without a new cookie the upstream's caching is left alone.
+	clk.add(-19 * time.Minute)
+	fresh := sessionToken(t, h, "app.example")
+	r = httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
+	r.Header.Set("Cookie", "idv_session="+fresh)
+	if w, _, _ := serve(t, h, r, cacheable); w.Header().Get("Cache-Control") != "public, max-age=3600" {
+		t.Fatalf("a response without a cookie: Cache-Control %q", w.Header().Get("Cache-Control"))
+	}
+}
