@@ -22,7 +22,8 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// mint issues a session token for a verified identity (CONTRACT §7): a new
+// mint issues a session token for a verified identity (docs/reference.md,
+// "Tokens"): a new
 // jti and sid, the provider's name in idv, and only the identity claims the
 // operator allowed for that provider.
 func (h *Handler) mint(r *http.Request, p *provider, id *providers.Identity) (string, time.Time, error) {
