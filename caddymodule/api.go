@@ -26,7 +26,8 @@ const (
 	maxWait       = 30 * time.Second
 )
 
-// serveOwn serves the module's endpoints under Prefix (CONTRACT §5). They are
+// serveOwn serves the module's endpoints under Prefix (docs/reference.md,
+// "Endpoints"). They are
 // never gated and never passed to the next handler.
 func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) {
 	rel := r.URL.Path[len(h.Prefix):]

@@ -27,7 +27,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	return &m, err
 }
 
-// UnmarshalCaddyfile reads the idv directive (CONTRACT §3):
+// UnmarshalCaddyfile reads the idv directive (docs/reference.md, "Caddyfile"):
 //
 //	idv [<matcher>] {
 //		provider <kind> [<name>] { ... }

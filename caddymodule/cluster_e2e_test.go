@@ -12,7 +12,8 @@ import (
 	"github.com/caddy-idv/caddy-idv/internal/e2e"
 )
 
-// stores are the two ways instances share state (CONTRACT §9): one file
+// stores are the two ways instances share state (docs/reference.md,
+// "Several instances"): one file
 // system storage (as on a shared volume), or Redis with each instance on its
 // own storage.
 var stores = []string{"file", "redis"}

@@ -24,7 +24,7 @@ import (
 )
 
 // site is a protected site behind the demo provider that shows the
-// identity placeholders of CONTRACT §4.
+// identity placeholders (docs/reference.md, "Protected requests").
 const site = `
 	idv {
 		provider demo {

@@ -43,7 +43,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // isNavigation reports whether r is a browser navigation: a GET or HEAD
-// whose Accept includes text/html (CONTRACT §4).
+// whose Accept includes text/html (docs/reference.md, "Protected requests").
 func isNavigation(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false

@@ -15,7 +15,7 @@ import (
 )
 
 // ServeHTTP serves the module's own endpoints under Prefix and gates every
-// other request (CONTRACT §4).
+// other request (docs/reference.md, "Protected requests").
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// The OIDC endpoints come first: discovery lives at the issuer's path,
 	// which may be outside the prefix, and the token endpoint is called by

@@ -28,7 +28,7 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Defaults of CONTRACT §3.
+// Defaults of the Caddyfile options (docs/reference.md, "Caddyfile").
 const (
 	DefaultPrefix   = "/.idv"
 	DefaultCookie   = "idv_session"
@@ -100,7 +100,7 @@ type Handler struct {
 	wg         *sync.WaitGroup
 }
 
-// StoreConfig is `store redis <url>` (CONTRACT §9).
+// StoreConfig is `store redis <url>` (docs/reference.md, "Several instances").
 type StoreConfig struct {
 	// Type is "redis".
 	Type string `json:"type"`
@@ -110,7 +110,8 @@ type StoreConfig struct {
 	URL string `json:"url"`
 }
 
-// SessionConfig configures the session token (CONTRACT §3 `session`).
+// SessionConfig configures the session token (docs/reference.md, "Caddyfile",
+// `session`).
 type SessionConfig struct {
 	// Cookie is the session cookie's name. Default: "__Host-idv_session"
 	// on https sites without Domain, else "idv_session".
@@ -363,7 +364,8 @@ func (h *Handler) background(ctx context.Context, keys *token.Keyring) {
 }
 
 // revocationSync is how often the revocation set is re-read from the store,
-// so another instance's logout is honoured within 10 s (CONTRACT §5).
+// so another instance's logout is honoured within 10 s (docs/reference.md,
+// "Endpoints", POST /logout).
 const revocationSync = 5 * time.Second
 
 // Cleanup stops the background work and releases provider resources.

@@ -9,7 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
-// OIDCConfig makes the module an OpenID Connect provider (CONTRACT §8).
+// OIDCConfig makes the module an OpenID Connect provider (docs/reference.md,
+// "OpenID Connect provider").
 type OIDCConfig struct {
 	// Issuer is the issuer URL. It must be https, except for localhost and
 	// 127.0.0.1. Discovery is served at <issuer path>/.well-known/openid-configuration.

@@ -14,7 +14,7 @@ import (
 
 // sealKey is the store key of the AES-256 key that seals pending cookies and
 // login records, shared by every instance so that any of them can answer a
-// status poll (CONTRACT §9).
+// status poll (docs/reference.md, "Several instances").
 const sealKey = "keys/seal"
 
 // sealer encrypts and authenticates small values with AES-256-GCM. The

@@ -1,4 +1,5 @@
-// Package oidc is caddy-idv's OpenID Connect provider (CONTRACT §8): other
+// Package oidc is caddy-idv's OpenID Connect provider (docs/reference.md,
+// "OpenID Connect provider", and oidc/README.md): other
 // applications send their users here to log in with the same QR / Mobile-ID
 // login that protects Caddy routes, and receive ID tokens signed with the
 // same storage-backed ES256 keys as the session tokens.

@@ -103,7 +103,7 @@ func (c *Common) UnmarshalOption(d *caddyfile.Dispenser) (bool, error) {
 }
 
 // RewriteBase replaces the scheme and host of raw with those of base, when
-// base is set (CONTRACT §3 base_url).
+// base is set (docs/reference.md, "Caddyfile", base_url).
 func RewriteBase(raw, base string) (string, error) {
 	if base == "" {
 		return raw, nil

@@ -25,7 +25,7 @@ const Namespace = "http.handlers.idv.providers"
 // State is the state of a login, as reported to the browser.
 type State string
 
-// The login states of CONTRACT §5.
+// The login states (docs/reference.md, "Endpoints").
 const (
 	Pending   State = "pending"
 	Completed State = "completed"

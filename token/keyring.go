@@ -1,5 +1,6 @@
 // Package token mints and checks caddy-idv's signed tokens: the session token
-// of CONTRACT §7 and, for the OIDC provider, ID and access tokens. It is the
+// (docs/reference.md, "Tokens") and, for the OIDC provider, ID and access
+// tokens. It is the
 // only place that touches the signing keys.
 //
 // Keys are ES256 (ECDSA P-256) key pairs kept in the shared store, so they

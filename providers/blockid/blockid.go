@@ -51,9 +51,9 @@ type state struct {
 	Expiry    int64  `json:"e"`
 }
 
-// Start implements providers.Provider: it creates a UWL session (B4),
-// reads its document for the server's expiryTS (B5), and shows the session
-// URL as the QR code.
+// Start implements providers.Provider: it creates a UWL session (step B4
+// of docs/providers/blockid.md), reads its document for the server's
+// expiryTS (B5), and shows the session URL as the QR code.
 func (p *provider) Start(ctx context.Context, req providers.StartRequest) (*providers.Challenge, error) {
 	t, err := p.client.Tenant(ctx)
 	if err != nil {
@@ -111,7 +111,8 @@ func (p *provider) Start(ctx context.Context, req providers.StartRequest) (*prov
 	return &providers.Challenge{QRText: link, DeepLink: link, ExpiresAt: exp, State: stRaw}, nil
 }
 
-// sessionTimes reads createdTS and expiryTS of a session (B5). The two doc
+// sessionTimes reads createdTS and expiryTS of a session
+// (docs/providers/blockid.md, step B5). The two doc
 // pages disagree on the lifetime (60 s vs 120 s), so the server's expiryTS
 // is the only truth; there is no fallback TTL.
 func (p *provider) sessionTimes(ctx context.Context, link string) (created, expiry int64, err error) {
@@ -159,7 +160,8 @@ func epochSeconds(n json.Number) int64 {
 func (p *provider) answerKey(sid string) string   { return p.prefix + "answer/" + sid }
 func (p *provider) consumedKey(sid string) string { return p.prefix + "consumed/" + sid }
 
-// Poll implements providers.Provider (B6). A 200 answer is delivered by the
+// Poll implements providers.Provider (docs/providers/blockid.md, step B6).
+// A 200 answer is delivered by the
 // service only once, so it is saved in the shared store before anything
 // that can fail transiently (the account lookup); the next poll, on any
 // instance, continues from the saved copy.
@@ -236,7 +238,7 @@ func expired() *providers.Result {
 	return &providers.Result{State: providers.Expired, Message: "The login expired before the BlockID app answered. Start again."}
 }
 
-// answer is the poll body (B6).
+// answer is the poll body (docs/providers/blockid.md, step B6).
 type answer struct {
 	SessionID string      `json:"sessionId"`
 	Data      string      `json:"data"`
@@ -246,7 +248,7 @@ type answer struct {
 	CreatedTS json.Number `json:"createdTS"`
 }
 
-// account is the decrypted account lookup (B8).
+// account is the decrypted account lookup (docs/providers/blockid.md, step B8).
 type account struct {
 	UserIDList []string `json:"userIdList"`
 	PublicKey  string   `json:"publicKey"`
@@ -266,7 +268,7 @@ type rejected struct {
 const notVerified = "The BlockID app's answer could not be verified."
 
 // finish checks a poll answer and turns it into a result: every check of
-// blockid-uwl.md §3 "What proves the poll answer is authentic", including
+// docs/providers/blockid.md, "What makes an answer trustworthy", including
 // the device-key check that the vendor SDKs omit.
 func (p *provider) finish(ctx context.Context, login providers.Login, st state, raw []byte) (*providers.Result, error) {
 	id, rej, err := p.check(ctx, st, raw)
@@ -386,7 +388,8 @@ func decryptUser(key [32]byte, data string) (map[string]any, error) {
 	return user, nil
 }
 
-// lookup fetches the account of did from the admin console (B8), encrypted
+// lookup fetches the account of did from the admin console
+// (docs/providers/blockid.md, step B8), encrypted
 // under the community key.
 func (p *provider) lookup(ctx context.Context, t *onekosmos.Tenant, did string) (*account, *rejected, error) {
 	console, err := t.Service("adminconsole")
@@ -430,7 +433,8 @@ func (p *provider) lookup(ctx context.Context, t *onekosmos.Tenant, did string) 
 	return &acct, nil, nil
 }
 
-// identity maps the answer to OIDC claims (blockid-uwl.md §4).
+// identity maps the answer to OIDC claims (docs/providers/blockid.md,
+// "Identity claims").
 func (p *provider) identity(did, userID string, user map[string]any, ans *answer) *providers.Identity {
 	claims := map[string]any{}
 	if userID != "" {

@@ -1,12 +1,13 @@
 // Package blockid is the `blockid` provider kind: QR login with the 1Kosmos
-// BlockID app through UWL 2.0 sessions (/work/shared/providers/blockid-uwl.md).
+// BlockID app through UWL 2.0 sessions. The protocol, with the steps B1–B9
+// that comments cite, is described in docs/providers/blockid.md.
 //
 // Start creates a session with the relying party's secp256k1 public key and
 // shows the session URL as the QR code; the app answers with the person's
 // data encrypted to that key; Poll decrypts it and checks it against the
 // person's account (see check in blockid.go). The answer is not signed, so
-// the checks of blockid-uwl.md §3 "What proves the poll answer is authentic"
-// are what makes it trustworthy.
+// the checks of docs/providers/blockid.md, "What makes an answer
+// trustworthy", are what makes it trustworthy.
 package blockid
 
 import (
@@ -38,7 +39,8 @@ type Config struct {
 	providers.Common
 	onekosmos.TenantOptions
 	// Scopes are the data the app is asked to share (firstname, lastname,
-	// …; see blockid-uwl.md B4). They are sent comma-separated. Default:
+	// …; see docs/providers/blockid.md, step B4). They are sent
+	// comma-separated. Default:
 	// none (the app sends the DID and user id).
 	Scopes []string `json:"scopes,omitempty"`
 	// AuthType is the factor the app asks for: none, face, pin or

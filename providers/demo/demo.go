@@ -1,4 +1,5 @@
-// Package demo is the built-in simulated wallet of CONTRACT §6, for trying
+// Package demo is the built-in simulated wallet (docs/reference.md, "The
+// demo provider"), for trying
 // caddy-idv out and for tests. Its QR code encodes the absolute URL of
 // <prefix>/demo/wallet/{id}, a page with Approve and Decline buttons.
 // Approving makes the wallet sign a result JWS (ES256, jti = the login id),

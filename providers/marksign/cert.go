@@ -22,7 +22,8 @@ var (
 )
 
 // decodeCertificate decodes certificate.value, which the gateway sends as
-// base64 of the base64 text of the DER certificate (marksign.md §3). A
+// base64 of the base64 text of the DER certificate
+// (docs/providers/marksign_mobileid.md, "The certificate"). A
 // single base64 layer is accepted too, in case the gateway stops doubling.
 func decodeCertificate(value string) (*x509.Certificate, error) {
 	if len(value) > maxCertificateSize {
@@ -96,10 +97,11 @@ func verifyCertificate(cert *x509.Certificate, now time.Time, serial, country, g
 }
 
 // defaultClaims go into tokens when the operator lists none; the personal
-// code and the phone number never do (CONTRACT §7).
+// code and the phone number never do (docs/reference.md, "Tokens").
 var defaultClaims = []string{"name", "given_name", "family_name", "birthdate"}
 
-// identity maps a checked answer to OpenID Connect claims (marksign.md §4).
+// identity maps a checked answer to OpenID Connect claims
+// (docs/providers/marksign_mobileid.md, "Identity claims").
 func (p *provider) identity(st *state, a *answer, now time.Time) *providers.Identity {
 	all := map[string]any{
 		"given_name":  a.Name,

@@ -4,11 +4,11 @@
 // control code on the login page with the one on the phone and confirms with
 // the Mobile-ID PIN; the module polls the gateway until it answers.
 //
-// Wire format: /work/shared/providers/marksign-mobileid.md (cited as
-// marksign.md §n). The gateway returns no signature the relying party can
-// check, so trust rests on TLS and the access token; the provider checks
-// that the returned certificate is valid now, names the person whose code
-// was typed, and, with trusted_ca, chains to the operator's CA.
+// Wire format: docs/providers/marksign_mobileid.md, which defines the steps
+// M1–M3 that comments cite. The gateway returns no signature the relying
+// party can check, so trust rests on TLS and the access token; the provider
+// checks that the returned certificate is valid now, names the person whose
+// code was typed, and, with trusted_ca, chains to the operator's CA.
 package marksign
 
 import (
@@ -34,11 +34,13 @@ func init() {
 // Kind is the provider kind.
 const Kind = "marksign_mobileid"
 
-// DefaultBaseURL is the gateway the official PHP client uses (marksign.md §2).
+// DefaultBaseURL is the gateway the official PHP client uses
+// (docs/providers/marksign_mobileid.md, "Addresses and authentication").
 const DefaultBaseURL = "https://api.marksign.eu"
 
 // DefaultLifetime is how long a login waits. Mobile-ID itself gives up
-// after about two minutes (marksign.md §1), and then answers 40021.
+// after about two minutes (docs/providers/marksign_mobileid.md, "Expiry and
+// one-time use"), and then answers 40021.
 const DefaultLifetime = 3 * time.Minute
 
 // supportedCountries are the Mobile-ID countries whose phone numbers and
@@ -151,7 +153,8 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// checkMessage enforces the gateway's limit (marksign.md M1): 40 GSM-7
+// checkMessage enforces the gateway's limit (docs/providers/marksign_mobileid.md,
+// step M1): 40 GSM-7
 // characters. Anything outside printable ASCII is counted as UCS-2.
 func checkMessage(m string) error {
 	ascii := true

@@ -84,7 +84,8 @@ func checkDigit(ten string) int {
 	return 0
 }
 
-// birthdate reads the date of birth from a personal code (marksign.md §4).
+// birthdate reads the date of birth from a personal code
+// (docs/providers/marksign_mobileid.md, "Identity claims").
 func birthdate(code string) (time.Time, bool) {
 	if len(code) < 7 {
 		return time.Time{}, false

@@ -137,7 +137,7 @@ func (p *provider) Form() []providers.Field {
 }
 
 // PollInterval implements providers.Poller: the gateway suggests about 3 s
-// between status calls (marksign.md §1).
+// between status calls (docs/providers/marksign_mobileid.md, step M2).
 func (p *provider) PollInterval() time.Duration { return 3 * time.Second }
 
 // state is what a login keeps in the sealed pending cookie: the session
@@ -150,7 +150,7 @@ type state struct {
 }
 
 // Start implements providers.Provider: it checks the input and initialises
-// a Mobile-ID authentication (marksign.md M1).
+// a Mobile-ID authentication (docs/providers/marksign_mobileid.md, step M1).
 func (p *provider) Start(ctx context.Context, req providers.StartRequest) (*providers.Challenge, error) {
 	phone, country, ok := normalizePhone(req.Input["phone"])
 	if !ok {
@@ -215,7 +215,8 @@ func decodeState(raw []byte) (*state, error) {
 	return &st, nil
 }
 
-// Poll implements providers.Provider: one status call (marksign.md M2),
+// Poll implements providers.Provider: one status call
+// (docs/providers/marksign_mobileid.md, step M2),
 // which the gateway may hold for a while; env.HTTP's timeout bounds it.
 func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.Result, error) {
 	st, err := decodeState(login.State)
@@ -256,7 +257,8 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 	return res, nil
 }
 
-// Messages shown to the person (CONTRACT §5: no personal data).
+// Messages shown to the person (docs/reference.md, "Endpoints": no personal
+// data).
 const (
 	msgDeclined    = "You declined the login on your phone."
 	msgExpired     = "The login was not confirmed on the phone in time. Start again."
@@ -270,11 +272,13 @@ const (
 	msgCertificate = "The Mobile-ID certificate could not be verified."
 )
 
-// transientCodes are gateway-side troubles (marksign.md error codes 5000x):
+// transientCodes are gateway-side troubles (docs/providers/marksign_mobileid.md,
+// "Error codes", 5000x):
 // the login stays pending and the next poll asks again.
 var transientCodes = map[int]bool{50000: true, 50001: true, 50002: true}
 
-// errorResult maps every documented error code (marksign.md §2) to a state
+// errorResult maps every documented error code
+// (docs/providers/marksign_mobileid.md, "Error codes") to a state
 // and a message a person understands.
 func errorResult(code int, expired bool) *providers.Result {
 	r := func(s providers.State, m string) *providers.Result { return &providers.Result{State: s, Message: m} }
@@ -306,7 +310,8 @@ func errorResult(code int, expired bool) *providers.Result {
 	return r(providers.Failed, msgGeneric)
 }
 
-// complete checks an "ok" answer (marksign.md §3) and maps it to an
+// complete checks an "ok" answer (docs/providers/marksign_mobileid.md,
+// "Checks on an ok answer") and maps it to an
 // identity, or to a failure.
 func (p *provider) complete(ctx context.Context, login providers.Login, st *state, a *answer) (*providers.Result, error) {
 	now := p.env.Now()
@@ -370,7 +375,8 @@ func sameName(a, b string) bool {
 	return a == "" || b == "" || strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
 }
 
-// remove deletes the session at the gateway (marksign.md M3); failures are
+// remove deletes the session at the gateway
+// (docs/providers/marksign_mobileid.md, step M3); failures are
 // logged only.
 func (p *provider) remove(ctx context.Context, token string) {
 	status, a, err := p.call(ctx, http.MethodDelete, "/api/mobile/session/"+token, map[string]any{"access_token": p.token})
@@ -405,7 +411,8 @@ func (p *provider) logError(msg string, a *answer, status int) {
 	level(msg, zap.Int("error_code", code), zap.Int("status", status))
 }
 
-// answer is every gateway answer (marksign.md M1–M3); fields absent from one
+// answer is every gateway answer (docs/providers/marksign_mobileid.md,
+// steps M1–M3); fields absent from one
 // kind stay empty.
 type answer struct {
 	Status      string       `json:"status"`

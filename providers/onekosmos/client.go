@@ -151,8 +151,9 @@ func (c *Client) Forget() {
 	c.keys = nil
 }
 
-// Tenant returns the bootstrap (B1 community info and B2 service
-// discovery), from the cache while it is fresh.
+// Tenant returns the bootstrap (docs/providers/blockid.md, steps B1
+// community info and B2 service discovery), from the cache while it is
+// fresh.
 func (c *Client) Tenant(ctx context.Context) (*Tenant, error) {
 	c.mu.Lock()
 	if c.tenant != nil && c.now().Sub(c.tenantAt) < c.ttl() {
@@ -240,7 +241,8 @@ func (c *Client) bootstrap(ctx context.Context) (*Tenant, error) {
 	return t, nil
 }
 
-// ServiceKey returns the public key of a service (B3: GET {service}/publickeys),
+// ServiceKey returns the public key of a service (docs/providers/blockid.md,
+// step B3: GET {service}/publickeys),
 // from the cache while it is fresh.
 func (c *Client) ServiceKey(ctx context.Context, service string) (PublicKey, error) {
 	t, err := c.Tenant(ctx)
@@ -414,7 +416,8 @@ func NewUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// Get sends an unauthenticated GET (the session document, B5) and returns
+// Get sends an unauthenticated GET (the session document,
+// docs/providers/blockid.md, step B5) and returns
 // the status and the bounded body.
 func (c *Client) Get(ctx context.Context, op, u string) (int, []byte, error) {
 	return c.do(ctx, op, http.MethodGet, u, nil, nil)

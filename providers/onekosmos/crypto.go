@@ -13,7 +13,7 @@ import (
 )
 
 // NonceSize is the AES-GCM nonce length of every 1Kosmos SDK: 16 bytes, not
-// the usual 12 (blockid-uwl.md §3).
+// the usual 12 (docs/providers/blockid.md, "Encryption").
 const NonceSize = 16
 
 // tagSize is the GCM tag length.

@@ -9,7 +9,8 @@ import (
 	"testing"
 )
 
-// The known-answer test of onekosmos-idv.md §3: the vendor's published demo
+// The known-answer test of docs/providers/onekosmos_idv.md, "Known-answer
+// test": the vendor's published demo
 // key pair and the first poll sample of its Postman collection.
 const (
 	katPrivate   = "cGB/g7jd/jw1v4z8FDfoeppYQ6y1IJAYzPPkzKkCc4w="

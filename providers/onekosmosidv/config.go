@@ -1,5 +1,6 @@
 // Package onekosmosidv is the `onekosmos_idv` provider kind: 1Kosmos
-// document ID verification (dvcID workflows; /work/shared/providers/onekosmos-idv.md).
+// document ID verification (dvcID workflows). The protocol, with the steps
+// V0–V2 that comments cite, is described in docs/providers/onekosmos_idv.md.
 //
 // Start creates a document-share session for the configured workflow and
 // document type and shows its capture URL as a QR code and as a link; the

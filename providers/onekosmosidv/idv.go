@@ -20,7 +20,8 @@ import (
 )
 
 // DefaultClaims are the claims put into tokens when `claims` is not set.
-// Document data and the address are never among them (CONTRACT §7).
+// Document data and the address are never among them (docs/reference.md,
+// "Tokens").
 var DefaultClaims = []string{"name", "given_name", "family_name", "birthdate", "gender"}
 
 // OptInClaims are mapped only when the operator lists them in `claims`.
@@ -55,7 +56,7 @@ type state struct {
 	SessionID string `json:"s"`
 }
 
-// Start implements providers.Provider (V1).
+// Start implements providers.Provider (docs/providers/onekosmos_idv.md, step V1).
 func (p *provider) Start(ctx context.Context, req providers.StartRequest) (*providers.Challenge, error) {
 	base, svc, err := p.service(ctx)
 	if err != nil {
@@ -151,7 +152,7 @@ func (p *provider) service(ctx context.Context) (string, onekosmos.PublicKey, er
 
 func (p *provider) consumedKey(sid string) string { return p.prefix + "consumed/" + sid }
 
-// Poll implements providers.Provider (V2).
+// Poll implements providers.Provider (docs/providers/onekosmos_idv.md, step V2).
 func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.Result, error) {
 	var st state
 	if err := json.Unmarshal(login.State, &st); err != nil || !onekosmos.ValidSessionID(st.SessionID) {
@@ -205,7 +206,7 @@ func failed(msg string) *providers.Result {
 	return &providers.Result{State: providers.Failed, Message: msg}
 }
 
-// result is the decrypted v3 answer (onekosmos-idv.md V2).
+// result is the decrypted v3 answer (docs/providers/onekosmos_idv.md, step V2).
 type result struct {
 	ResponseStatus string `json:"responseStatus"`
 	ID             string `json:"id"`
@@ -293,9 +294,9 @@ func norm(s string) string {
 	return b.String()
 }
 
-// judge maps a decrypted answer to the module's states (onekosmos-idv.md
-// §1 "Mapping to the module's states") and checks a success (§3 "How the
-// relying party validates the final result").
+// judge maps a decrypted answer to the module's states
+// (docs/providers/onekosmos_idv.md, "Result states") and checks a success
+// ("Checks on a result").
 func (p *provider) judge(ctx context.Context, login providers.Login, st state, r *result, log *zap.Logger) (*providers.Result, error) {
 	id := firstOf(r.SessionID, r.SessionIDUpper, r.ID)
 	if id != st.SessionID {

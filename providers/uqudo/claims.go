@@ -13,17 +13,19 @@ import (
 
 // defaultClaims go into tokens when the operator lists none. Document data
 // (number, type, issuer, expiry) and national identifiers are never among
-// them (CONTRACT §7).
+// them (docs/reference.md, "Tokens").
 var defaultClaims = []string{"name", "given_name", "family_name", "birthdate"}
 
-// ACR values of uqudo.md §4: a chip read is passive authentication of data
+// ACR values (docs/providers/uqudo.md, "Identity claims"): a chip read is
+// passive authentication of data
 // signed by the issuing state; a scan is OCR of the printed page.
 const (
 	acrChip = "urn:idv:uqudo:chip"
 	acrScan = "urn:idv:uqudo:scan"
 )
 
-// result is the part of the result payload (uqudo.md §4) the provider reads.
+// result is the part of the result payload (docs/providers/uqudo.md, "The
+// result payload") the provider reads.
 // Unknown fields are ignored: they vary by country and document.
 type result struct {
 	Documents []document `json:"documents"`
@@ -82,7 +84,8 @@ func parseResult(data any) (*result, error) {
 	return &r, nil
 }
 
-// identity maps verified claims to an Identity (uqudo.md §4), or says why
+// identity maps verified claims to an Identity (docs/providers/uqudo.md,
+// "Identity claims"), or says why
 // the result does not meet the configuration. The reason names no personal
 // data: it goes to the operator log.
 func (p *provider) identity(c jwt.MapClaims) (*providers.Result, string) {
@@ -162,7 +165,8 @@ func (p *provider) identity(c jwt.MapClaims) (*providers.Result, string) {
 	return &providers.Result{State: providers.Completed, Identity: id}, ""
 }
 
-// subject is stable across logins with the same document (uqudo.md §4) and
+// subject is stable across logins with the same document
+// (docs/providers/uqudo.md, "Identity claims") and
 // across document renewals when the document carries a national identity
 // number. It is keyed with the deployment's subject secret, so the token's
 // sub never reveals the number, not even to someone who tries every one.

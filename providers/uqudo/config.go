@@ -4,9 +4,9 @@
 // that passes jwsverify (RS256 only, key from uqudo's JWKS by kid, exp, iat,
 // jti equal to the uqudo session id, each jti once).
 //
-// Wire format: /work/shared/providers/uqudo.md (sections cited as uqudo.md §n).
-// The module polls the Info API; it does not follow uqudo's web socket
-// (uqudo.md Q3), which only tells a browser when to look.
+// Wire format: docs/providers/uqudo.md, which defines the steps Q1–Q8 that
+// comments cite. The module polls the Info API; it does not follow uqudo's
+// web socket (step Q3), which only tells a browser when to look.
 package uqudo
 
 import (
@@ -31,7 +31,7 @@ func init() {
 // Kind is the provider kind.
 const Kind = "uqudo"
 
-// Default addresses of uqudo's three hosts (uqudo.md §2).
+// Default addresses of uqudo's three hosts (docs/providers/uqudo.md, "Hosts").
 const (
 	DefaultAuthURL = "https://auth.uqudo.io/api/oauth/token"
 	DefaultAPIURL  = "https://id.uqudo.io"
@@ -50,7 +50,7 @@ const maxLifetime = 25 * time.Minute
 
 // defaultData asks uqudo's QR-reader app for a passport scan with face
 // match, the smallest useful identity check. It is sent base64-encoded as
-// uqudo.md Q2 requires.
+// docs/providers/uqudo.md, step Q2, requires.
 const defaultData = `{"documents":[{"documentType":"PASSPORT"}],"facialRecognition":{"enabled":true}}`
 
 // Config configures the uqudo provider:
@@ -58,7 +58,7 @@ const defaultData = `{"documents":[{"documentType":"PASSPORT"}],"facialRecogniti
 //	provider uqudo [<name>] {
 //		client_id     <id>
 //		client_secret <secret>          # accepts {env.NAME} and {file./path}
-//		data          <base64 JSON>     # the session configuration (uqudo.md Q2)
+//		data          <base64 JSON>     # the session configuration (step Q2)
 //		auth_url      <token endpoint>
 //		api_url       <Info API base>
 //		ws_url        <web socket URL>  # its host also serves the QR session API
@@ -218,7 +218,8 @@ type endpoints struct {
 	token, session, info, jwks string
 }
 
-// resolve applies defaults and base_url (CONTRACT §3: base_url replaces the
+// resolve applies defaults and base_url (docs/reference.md, "Caddyfile":
+// base_url replaces the
 // scheme and host of every address that is not set).
 func (c *Config) resolve() (endpoints, error) {
 	pick := func(set, def string) (string, error) {

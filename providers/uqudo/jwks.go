@@ -19,7 +19,8 @@ import (
 
 // jwksRefetchInterval bounds how often an unknown kid makes us fetch the
 // JWKS again, so that a stream of forged kids cannot turn us into a load
-// generator against uqudo (uqudo.md §3 asks to refresh only on a miss).
+// generator against uqudo (docs/providers/uqudo.md, "Result validation":
+// refresh only on a miss).
 const jwksRefetchInterval = time.Minute
 
 // maxJWKSSize bounds a JWKS response; uqudo publishes one RSA key.

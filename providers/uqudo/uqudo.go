@@ -39,7 +39,8 @@ const (
 )
 
 // sessionIDPattern is the only form of session id the Info API accepts
-// (uqudo.md Q5); anything else must not reach a URL path.
+// (docs/providers/uqudo.md, step Q5); anything else must not reach a URL
+// path.
 var sessionIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // Open implements providers.Config. It does not contact uqudo: a token is
@@ -94,7 +95,8 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 		lifetime: lifetime, qrText: c.QR == "text", claims: allowed,
 		oauth: &clientcredentials.Config{
 			ClientID: clientID, ClientSecret: secret, TokenURL: ep.token,
-			// uqudo.md Q1: credentials as form fields, not HTTP Basic.
+			// docs/providers/uqudo.md, step Q1: credentials as form fields,
+			// not HTTP Basic.
 			AuthStyle: oauth2.AuthStyleInParams,
 		},
 	}
@@ -181,7 +183,7 @@ type state struct {
 	QR      string `json:"q"`
 }
 
-// createAnswer is the answer of uqudo.md Q2.
+// createAnswer is the answer of docs/providers/uqudo.md, step Q2.
 type createAnswer struct {
 	SessionID   string `json:"sessionId"`
 	QRCodeText  string `json:"qrCodeText"`
@@ -210,7 +212,8 @@ func parseCreate(raw []byte) (*createAnswer, error) {
 	return &a, nil
 }
 
-// Start implements providers.Provider: it creates a QR session (uqudo.md Q2).
+// Start implements providers.Provider: it creates a QR session
+// (docs/providers/uqudo.md, step Q2).
 func (p *provider) Start(ctx context.Context, req providers.StartRequest) (*providers.Challenge, error) {
 	body, _ := json.Marshal(map[string]string{"data": p.data})
 	resp, err := p.call(ctx, http.MethodPost, p.ep.session, body)
@@ -259,7 +262,7 @@ const (
 )
 
 // Poll implements providers.Provider: it reads the result from the Info API
-// (uqudo.md Q5); 404 means the person has not finished.
+// (docs/providers/uqudo.md, step Q5); 404 means the person has not finished.
 func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.Result, error) {
 	st, err := decodeState(login.State)
 	if err != nil {
@@ -366,7 +369,8 @@ func (p *provider) Cancel(ctx context.Context, login providers.Login) error {
 	return p.cleanup(ctx, st)
 }
 
-// cleanup deletes the cached result and the QR session (uqudo.md Q6, Q4).
+// cleanup deletes the cached result and the QR session
+// (docs/providers/uqudo.md, steps Q6 and Q4).
 // Failures are logged and returned; they never change a login's outcome.
 func (p *provider) cleanup(ctx context.Context, st *state) error {
 	var errs []error

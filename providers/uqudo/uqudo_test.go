@@ -202,8 +202,9 @@ func TestSubjectIsStable(t *testing.T) {
 	}
 }
 
-// TestBadResults has one case per attack on the result (uqudo.md §5
-// negative scenarios); each must fail closed, be deleted at uqudo and say
+// TestBadResults has one case per attack on the result
+// (docs/providers/uqudo.md, "The fake"); each must fail closed, be deleted
+// at uqudo and say
 // something to the person.
 func TestBadResults(t *testing.T) {
 	now := time.Now()

@@ -87,7 +87,8 @@ const (
 	approveButton = `form.idv-answer[action$="/approve"] button`
 	declineButton = `form.idv-answer[action$="/decline"] button`
 
-	// walletPath is where the demo provider's wallet page lives (CONTRACT §6).
+	// walletPath is where the demo provider's wallet page lives
+	// (docs/reference.md, "The demo provider").
 	walletPath = "/.idv/demo/wallet/"
 )
 

@@ -1,6 +1,6 @@
 // Package fakemarksign is an in-memory fake of the Marksign gateway's
-// Mobile-ID authentication (marksign-mobileid.md §5 "What a faithful fake
-// must do"): initialise, status and remove, with and without the /en
+// Mobile-ID authentication (docs/providers/marksign_mobileid.md, "The
+// fake"): initialise, status and remove, with and without the /en
 // prefix, issuing certificates from a test CA it generates.
 //
 // Tests make the phone act with Approve, Refuse, Expire and Error, and
@@ -38,7 +38,8 @@ type Account struct {
 	NotQualified         bool // answer 40403 at initialise
 }
 
-// DefaultAccounts are the documented test persons (marksign-mobileid.md M1).
+// DefaultAccounts are the documented test persons
+// (docs/providers/marksign_mobileid.md, step M1).
 var DefaultAccounts = []Account{
 	{Phone: "+37269000366", Code: "60001017705", Country: "EE", GivenName: "TEN", Surname: "TESTNUMBER"},
 	{Phone: "+37060000666", Code: "50001018865", Country: "LT", GivenName: "JONAS", Surname: "TESTAS"},
@@ -332,7 +333,7 @@ var (
 	codePattern  = regexp.MustCompile(`^[0-9]{11}$`)
 )
 
-// login is marksign-mobileid.md M1.
+// login is docs/providers/marksign_mobileid.md, step M1.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	m, ok := s.body(w, r)
 	if !ok {
@@ -391,7 +392,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// status is marksign-mobileid.md M2.
+// status is docs/providers/marksign_mobileid.md, step M2.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	tok, ok := strings.CutSuffix(r.PathValue("file"), ".json")
 	if !ok {
@@ -442,7 +443,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// remove is marksign-mobileid.md M3.
+// remove is docs/providers/marksign_mobileid.md, step M3.
 func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.body(w, r); !ok {
 		return

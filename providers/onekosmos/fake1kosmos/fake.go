@@ -2,8 +2,8 @@
 // for a local demo: the bootstrap (community info, service discovery,
 // service keys), the BlockID UWL 2.0 sessions service with the account
 // lookup of the admin console, and the document-verification (docuverify)
-// service, speaking the wire formats of /work/shared/providers/blockid-uwl.md
-// and onekosmos-idv.md with their crypto.
+// service, speaking the wire formats of docs/providers/blockid.md and
+// docs/providers/onekosmos_idv.md with their crypto.
 //
 // The phone is simulated by hooks: [Fake.Approve] with a [Wallet] answers a
 // UWL session, and [Fake.Consent], [Fake.Submit], [Fake.Fail],
@@ -37,8 +37,8 @@ type Config struct {
 	LicenseKey string
 	// DvcIDs are the known ID-verification workflows. Default ["fake_dvcid"].
 	DvcIDs []string
-	// TTL is the UWL session lifetime (blockid-uwl.md: 60 s or 120 s,
-	// depending on the page). Default 120s.
+	// TTL is the UWL session lifetime (docs/providers/blockid.md, "Expiry
+	// and one-time use": 60 s or 120 s, depending on the page). Default 120s.
 	TTL time.Duration
 	// IDVTTL is the ID-verification session lifetime (undocumented).
 	// Default 15m.
@@ -68,7 +68,8 @@ type Config struct {
 	JSONErrors bool
 }
 
-// PIIMode is a PII retention setting of onekosmos-idv.md §1.
+// PIIMode is a PII retention setting (docs/providers/onekosmos_idv.md,
+// "Personal data retention and one-time use").
 type PIIMode int
 
 // The retention modes.
@@ -143,7 +144,8 @@ type Fake struct {
 	calls    map[Op]int
 }
 
-// Event is a login event the fake received (B9).
+// Event is a login event the fake received (docs/providers/blockid.md,
+// step B9).
 type Event struct {
 	Tenant, Community, Name string
 	Data                    string

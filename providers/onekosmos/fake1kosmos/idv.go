@@ -146,7 +146,7 @@ func (f *Fake) idvResult(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		DvcID     string `json:"dvcID"`
 		SessionID string `json:"sessionId"`
-		SessionId string `json:"sessionID"` //nolint:revive // S0's spelling
+		SessionId string `json:"sessionID"` //nolint:revive // the Responses page's spelling (docs/providers/onekosmos_idv.md, step V2)
 	}
 	if err := json.Unmarshal(plain, &req); err != nil {
 		codeError(w, http.StatusBadRequest, "data is not JSON")

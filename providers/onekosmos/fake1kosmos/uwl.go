@@ -11,7 +11,7 @@ import (
 	"github.com/caddy-idv/caddy-idv/providers/onekosmos"
 )
 
-// The UWL error messages (blockid-uwl.md B5, B6).
+// The UWL error messages (docs/providers/blockid.md, steps B5 and B6).
 const (
 	msgNotFound = "Not Found"
 	msgExpired  = "Session has expired"
@@ -36,7 +36,8 @@ func NewWallet(userID string) *Wallet {
 	return &Wallet{DID: did, UserID: userID, Key: mustKey(), IAL: "1"}
 }
 
-// Account is what the admin console knows of an enrolled wallet (B8).
+// Account is what the admin console knows of an enrolled wallet
+// (docs/providers/blockid.md, step B8).
 type Account struct {
 	ID         string   `json:"id"`
 	PersonID   string   `json:"personId"`

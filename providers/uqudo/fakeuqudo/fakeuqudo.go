@@ -1,11 +1,12 @@
 // Package fakeuqudo is an in-memory fake of uqudo's QR onboarding service
-// (uqudo.md §5 "What a faithful fake must do"): the OAuth2 token endpoint,
+// (docs/providers/uqudo.md, "The fake"): the OAuth2 token endpoint,
 // QR sessions, the phone's session read, the Info API with RS256 result
 // JWSs, deletion, images and the JWKS, on one http.Handler so that a single
 // base_url stands in for all of uqudo's hosts.
 //
 // Tests drive the phone with Complete and inject faults with Fail and the
-// fields of Result. It does not implement uqudo's web socket (uqudo.md Q3):
+// fields of Result. It does not implement uqudo's web socket
+// (docs/providers/uqudo.md, step Q3):
 // the provider polls the Info API instead.
 package fakeuqudo
 
@@ -56,7 +57,8 @@ type Person struct {
 	IdentityNumber        string // national ID number, for ID cards
 }
 
-// DefaultPerson is the person of the documented example (uqudo.md §4).
+// DefaultPerson is the person of the documented example
+// (docs/providers/uqudo.md, "The result payload").
 var DefaultPerson = Person{
 	GivenName: "MARIO", FamilyName: "CASOLA", DateOfBirth: "800825", DateOfExpiry: "320315",
 	Sex: "M", Nationality: "ITA", Issuer: "ITA", DocumentNumber: "YA1234567",
@@ -64,7 +66,8 @@ var DefaultPerson = Person{
 
 // Result describes the result the phone produces. The zero value is a
 // valid passport scan with chip read and face match of DefaultPerson; the
-// other fields are the negative scenarios of uqudo.md §5.
+// other fields are the negative scenarios of docs/providers/uqudo.md, "The
+// fake".
 type Result struct {
 	Person       *Person
 	DocumentType string // default "PASSPORT"
@@ -342,7 +345,7 @@ func uuid4() string {
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// token is uqudo.md Q1: credentials as form fields only.
+// token is docs/providers/uqudo.md, step Q1: credentials as form fields only.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if err := r.ParseForm(); err != nil {
@@ -380,7 +383,7 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// create is uqudo.md Q2.
+// create is docs/providers/uqudo.md, step Q2.
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) {
 		return
@@ -414,7 +417,8 @@ func (s *Server) liveByQR(qr string) *session {
 	return ss
 }
 
-// phone is uqudo.md Q4: what the reader app gets for a scanned QR code.
+// phone is docs/providers/uqudo.md, step Q4: what the reader app gets for a
+// scanned QR code.
 func (s *Server) phone(w http.ResponseWriter, r *http.Request) {
 	qr := r.PathValue("qr")
 	if qr == "" {
@@ -440,7 +444,7 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// info is uqudo.md Q5.
+// info is docs/providers/uqudo.md, step Q5.
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) {
 		return
@@ -464,7 +468,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, body)
 }
 
-// deleteInfo is uqudo.md Q6: 204 for any id.
+// deleteInfo is docs/providers/uqudo.md, step Q6: 204 for any id.
 func (s *Server) deleteInfo(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) {
 		return
@@ -514,7 +518,8 @@ func kidOf(k *rsa.PublicKey) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// sign builds the result of uqudo.md §4 for ss; s.mu is held.
+// sign builds the result (docs/providers/uqudo.md, "The result payload")
+// for ss; s.mu is held.
 func (s *Server) sign(ss *session, r Result) (string, error) {
 	if r.Raw != "" {
 		return r.Raw, nil
@@ -590,7 +595,7 @@ func (s *Server) sign(ss *session, r Result) (string, error) {
 		}
 		t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 		t.Header["kid"] = kid
-		delete(t.Header, "typ") // uqudo sends no typ (uqudo.md §3)
+		delete(t.Header, "typ") // uqudo sends no typ (docs/providers/uqudo.md, "Result validation")
 		out, err = t.SignedString(key)
 	}
 	if err != nil {
