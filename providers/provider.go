@@ -244,3 +244,17 @@ func IsInputError(err error) bool {
 	var ie *InputError
 	return errors.As(err, &ie)
 }
+
+// ErrConsumed is what Poll returns when the provider's one-time result was
+// already consumed by another poller of the same login (another instance
+// whose lease had lapsed). It is not a failure of the login: the module
+// waits for the other poller's recorded outcome.
+var ErrConsumed = errors.New("providers: result already consumed by another poller")
+
+// Announcer is a provider that learns of a login's outcome by itself (the
+// demo wallet's Approve arrives as a request to this module) and tells the
+// module at once, so that the login's poller need not wait for its next
+// interval.
+type Announcer interface {
+	Announce(nudge func(loginID string))
+}
