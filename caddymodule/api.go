@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"mime"
@@ -14,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-idv/caddy-idv/login"
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/store"
 	"github.com/caddy-idv/caddy-idv/token"
@@ -192,7 +192,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 		input[f.Name] = v
 	}
 	id := token.NewID()
-	ch, err := p.impl.Start(r.Context(), providers.StartRequest{ID: id, BaseURL: h.baseURL(r), Input: input})
+	ch, err := h.engine.Start(r.Context(), p.src, providers.StartRequest{ID: id, BaseURL: h.baseURL(r), Input: input})
 	if err != nil {
 		var ie *providers.InputError
 		switch {
@@ -208,7 +208,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.now()
-	pl := pendingLogin{ID: id, Provider: p.name, RD: safeRedirect(rd), Created: now, Expires: ch.ExpiresAt, QR: ch.QRText, State: ch.State}
+	pl := pendingLogin{Pending: login.Pending{ID: id, Provider: p.name, RD: safeRedirect(rd), Created: now, Expires: ch.ExpiresAt, State: ch.State}, QR: ch.QRText}
 	if pl.Expires.IsZero() || pl.Expires.Before(now) {
 		pl.Expires = now.Add(5 * time.Minute)
 	}
@@ -231,14 +231,17 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 type statusResponse struct {
 	State    providers.State `json:"state"`
 	Error    string          `json:"error,omitempty"`
+	Notice   string          `json:"notice,omitempty"`
 	Redirect string          `json:"redirect,omitempty"`
 }
 
-// loginStatus is GET /sessions/{id}[?wait=<seconds>].
+// loginStatus is GET /sessions/{id}[?wait=<seconds>]. The login engine
+// answers; this only checks that the browser started the login and hands
+// the session cookie of a completed login to it once.
 func (h *Handler) loginStatus(w http.ResponseWriter, r *http.Request, id string) {
 	pl := h.pendingFor(r, id)
 	if pl == nil {
-		h.writeError(w, r, errorf(http.StatusForbidden, "forbidden", "This login was not started in this browser, or was replaced by a newer one."))
+		h.writeError(w, r, errorf(http.StatusForbidden, "forbidden", "This login was not started in this browser."))
 		return
 	}
 	var wait time.Duration
@@ -255,19 +258,17 @@ func (h *Handler) loginStatus(w http.ResponseWriter, r *http.Request, id string)
 		h.writeError(w, r, errorf(http.StatusGone, "unknown_provider", "This login's method is no longer offered. Start again."))
 		return
 	}
-	rec, err := h.await(r, p, pl, wait)
+	st, err := h.engine.Wait(r.Context(), p.src, &pl.Pending, wait)
 	if err != nil {
 		h.logger.Error("login status", zap.String("provider", p.name), zap.String("login", id), zap.Error(err))
 		h.writeError(w, r, errorf(http.StatusServiceUnavailable, "unavailable", "The login state could not be read right now. Try again shortly."))
 		return
 	}
-	resp := statusResponse{State: rec.State}
-	switch rec.State {
+	resp := statusResponse{State: st.State, Notice: st.Notice}
+	switch st.State {
 	case providers.Completed:
 		resp.Redirect = pl.RD
-		// Keys never nest under another key: a file system storage cannot
-		// hold "login/<id>" as a file and a directory at once.
-		first, err := h.store.SetIfAbsent(r.Context(), "delivered/"+id, []byte{1}, pl.Expires.Sub(h.now())+recordGrace)
+		first, err := h.engine.Deliver(r.Context(), &pl.Pending)
 		if err != nil {
 			h.logger.Error("login status: recording delivery", zap.String("login", id), zap.Error(err))
 			h.writeError(w, r, errorf(http.StatusServiceUnavailable, "unavailable", "The login state could not be read right now. Try again shortly."))
@@ -276,12 +277,12 @@ func (h *Handler) loginStatus(w http.ResponseWriter, r *http.Request, id string)
 		// The session cookie is handed out once; the pending cookie that
 		// asked for it is cleared.
 		if first {
-			h.setSessionCookie(w, r, rec.Token, rec.Expires)
+			h.setSessionCookie(w, r, st.Token, st.Expires)
 		}
-		h.clearPendingCookie(w, r)
+		h.clearPendingCookie(w, r, id)
 	case providers.Pending:
 	default:
-		resp.Error = rec.Message
+		resp.Error = st.Message
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -354,166 +355,4 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Location", safeRedirect(rd))
 	w.WriteHeader(http.StatusSeeOther)
-}
-
-// recordGrace is how long a login's outcome is kept after it expired, so a
-// late poll learns the outcome instead of "unknown".
-const recordGrace = 10 * time.Minute
-
-// loginRecord is the outcome of a login, once final, kept sealed in the store
-// under "login/<id>" so that every instance answers polls the same way and
-// a provider result is processed exactly once.
-type loginRecord struct {
-	State   providers.State `json:"state"`
-	Message string          `json:"message,omitempty"`
-	Token   string          `json:"token,omitempty"`
-	Expires time.Time       `json:"expires,omitzero"`
-}
-
-// await polls the provider until the login leaves pending or wait has passed.
-func (h *Handler) await(r *http.Request, p *provider, pl *pendingLogin, wait time.Duration) (*loginRecord, error) {
-	ctx := r.Context()
-	deadline := h.now().Add(wait)
-	for {
-		rec, err := h.outcome(r, p, pl)
-		if err != nil || rec.State != providers.Pending {
-			return rec, err
-		}
-		left := deadline.Sub(h.now())
-		if left <= 0 {
-			return rec, nil
-		}
-		t := time.NewTimer(min(left, p.interval))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return rec, nil
-		case <-t.C:
-		}
-	}
-}
-
-// outcome is the login's state now: its recorded outcome if it has one,
-// else one poll of the provider. Polls of one login are serialised on this
-// instance, and a final outcome is recorded with set-if-absent, so that a
-// one-shot provider answer is turned into a session exactly once even when
-// polls race, on one instance or several.
-func (h *Handler) outcome(r *http.Request, p *provider, pl *pendingLogin) (*loginRecord, error) {
-	ctx := r.Context()
-	if rec, err := h.loadRecord(ctx, pl.ID); rec != nil || err != nil {
-		return rec, err
-	}
-	unlock := h.locks.lock(pl.ID)
-	defer unlock()
-	if rec, err := h.loadRecord(ctx, pl.ID); rec != nil || err != nil {
-		return rec, err
-	}
-	login := providers.Login{ID: pl.ID, State: pl.State, CreatedAt: pl.Created, ExpiresAt: pl.Expires}
-	if h.now().After(pl.Expires.Add(expiryGrace)) {
-		h.cancelAtProvider(p, login)
-		return h.saveRecord(ctx, pl, &loginRecord{State: providers.Expired, Message: "The login expired. Start again."})
-	}
-	pollCtx, cancel := context.WithTimeout(ctx, maxWait)
-	res, err := p.impl.Poll(pollCtx, login)
-	cancel()
-	if err != nil {
-		if errors.Is(err, store.ErrUnavailable) {
-			return nil, err
-		}
-		// Transient: the provider did not answer. The login stays pending
-		// until it expires; the operator sees why.
-		h.logger.Warn("polling provider", zap.String("provider", p.name), zap.String("login", pl.ID), zap.Error(err))
-		return &loginRecord{State: providers.Pending}, nil
-	}
-	rec := &loginRecord{State: res.State, Message: res.Message}
-	switch res.State {
-	case providers.Pending:
-		return rec, nil
-	case providers.Completed:
-		if res.Identity == nil || res.Identity.Subject == "" {
-			rec = &loginRecord{State: providers.Failed, Message: "The identity provider's answer had no identity."}
-			break
-		}
-		raw, exp, err := h.mint(p, res.Identity)
-		if err != nil {
-			return nil, err
-		}
-		rec.Token, rec.Expires = raw, exp
-	case providers.Expired, providers.Declined, providers.Failed:
-		if rec.Message == "" {
-			rec.Message = defaultMessage(res.State)
-		}
-	default:
-		rec = &loginRecord{State: providers.Failed, Message: "The identity provider answered in a way that is not understood."}
-	}
-	return h.saveRecord(ctx, pl, rec)
-}
-
-// expiryGrace lets a provider that has the last word on expiry answer a
-// little after our own clock says the login is over.
-const expiryGrace = 5 * time.Second
-
-func defaultMessage(s providers.State) string {
-	switch s {
-	case providers.Expired:
-		return "The login expired. Start again."
-	case providers.Declined:
-		return "The login was declined."
-	}
-	return "The login failed. Start again."
-}
-
-func (h *Handler) cancelAtProvider(p *provider, login providers.Login) {
-	c, ok := p.impl.(providers.Canceler)
-	if !ok {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Cancel(ctx, login); err != nil {
-		h.logger.Warn("cancelling login at provider", zap.String("provider", p.name), zap.String("login", login.ID), zap.Error(err))
-	}
-}
-
-func recordKey(id string) string { return "login/" + id }
-
-func (h *Handler) loadRecord(ctx context.Context, id string) (*loginRecord, error) {
-	sealed, err := h.store.Get(ctx, recordKey(id))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	plain, err := h.sealer.open(string(sealed), recordKey(id))
-	if err != nil {
-		return nil, err
-	}
-	var rec loginRecord
-	if err := json.Unmarshal(plain, &rec); err != nil {
-		return nil, err
-	}
-	return &rec, nil
-}
-
-// saveRecord records rec as the login's outcome unless another poll recorded
-// one first, and returns whichever won.
-func (h *Handler) saveRecord(ctx context.Context, pl *pendingLogin, rec *loginRecord) (*loginRecord, error) {
-	plain, err := json.Marshal(rec)
-	if err != nil {
-		return nil, err
-	}
-	ttl := pl.Expires.Sub(h.now()) + recordGrace
-	first, err := h.store.SetIfAbsent(ctx, recordKey(pl.ID), []byte(h.sealer.seal(plain, recordKey(pl.ID))), max(ttl, recordGrace))
-	if err != nil {
-		return nil, err
-	}
-	if first {
-		return rec, nil
-	}
-	won, err := h.loadRecord(ctx, pl.ID)
-	if err != nil || won == nil {
-		return nil, errors.Join(errors.New("idv: login record vanished"), err)
-	}
-	return won, nil
 }

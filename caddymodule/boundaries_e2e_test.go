@@ -185,7 +185,7 @@ func TestBehindTLSTerminatingProxy(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("start with the public Origin: %d %s", code, body)
 	}
-	pending := setCookie(t, hdr, "idv_session_login")
+	pending := setCookie(t, hdr, "idv_session_login_")
 	if !pending.Secure || !pending.HttpOnly {
 		t.Fatalf("pending cookie: %+v", pending)
 	}
@@ -218,7 +218,7 @@ func TestBehindTLSTerminatingProxy(t *testing.T) {
 func setCookie(t *testing.T, hdr http.Header, name string) *http.Cookie {
 	t.Helper()
 	for _, c := range (&http.Response{Header: hdr}).Cookies() {
-		if c.Name == name {
+		if c.Name == name || strings.HasSuffix(name, "_") && strings.HasPrefix(c.Name, name) {
 			return c
 		}
 	}
@@ -259,5 +259,34 @@ func TestRedirectDotSegments(t *testing.T) {
 				t.Errorf("gate redirect: %d %q", code, loc)
 			}
 		})
+	}
+}
+
+// TestTwoTabsLogInIndependently: a second login started in the same
+// browser does not replace the first; both complete and land on their own
+// pages.
+func TestTwoTabsLogInIndependently(t *testing.T) {
+	inst := e2e.Start(t, site, e2e.Options{})
+	b := e2e.NewBrowser()
+	s1 := b.StartLogin(t, inst.URL, map[string]string{"provider": "demo", "rd": "/one"})
+	s2 := b.StartLogin(t, inst.URL, map[string]string{"provider": "demo", "rd": "/two"})
+	approve(t, e2e.NewBrowser(), s1, http.StatusSeeOther)
+	approve(t, e2e.NewBrowser(), s2, http.StatusSeeOther)
+	if st := b.Poll(t, inst.URL, s1, 10); st.State != "completed" || st.Redirect != "/one" {
+		t.Fatalf("first tab: %+v", st)
+	}
+	if st := b.Poll(t, inst.URL, s2, 10); st.State != "completed" || st.Redirect != "/two" {
+		t.Fatalf("second tab: %+v", st)
+	}
+	// At most five logins in progress per browser: a sixth drops the oldest.
+	var ss []e2e.Started
+	for i := 0; i < 6; i++ {
+		ss = append(ss, b.StartLogin(t, inst.URL, map[string]string{"provider": "demo"}))
+	}
+	if code, _, _ := b.Do(t, http.MethodGet, inst.URL+ss[0].StatusURL, nil, nil); code != http.StatusForbidden {
+		t.Fatalf("the oldest of six logins: %d", code)
+	}
+	if st := b.Poll(t, inst.URL, ss[5], 0); st.State != "pending" {
+		t.Fatalf("the newest of six logins: %+v", st)
 	}
 }

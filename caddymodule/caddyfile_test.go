@@ -75,7 +75,7 @@ func TestAdaptErrors(t *testing.T) {
 		"bad-duration":              {5, `session lifetime: bad duration "forever"`},
 		"no-provider":               {4, "at least one `provider <kind>` is required"},
 		"duplicate-name":            {4, `the name "demo" is used twice`},
-		"bad-provider-option":       {4, `provider demo: unknown option "usr" (known: user, lifetime, base_url, timeout, claims)`},
+		"bad-provider-option":       {4, `provider demo: unknown option "usr" (known: user, lifetime, base_url, timeout, give_up, claims)`},
 		"bad-timeout":               {4, `timeout: bad duration "-5s"`},
 		"bad-same-site":             {5, `same_site: "sometimes" must be lax, strict or none`},
 		"bad-limit":                 {5, `limit per_address: "many" is not a positive count`},

@@ -174,10 +174,10 @@ func TestSessionCookieFlags(t *testing.T) {
 	resp.Body.Close()
 	var session, pending *http.Cookie
 	for _, c := range resp.Cookies() {
-		switch c.Name {
-		case "idv_session":
+		switch {
+		case c.Name == "idv_session":
 			session = c
-		case "idv_session_login":
+		case strings.HasPrefix(c.Name, "idv_session_login_"):
 			pending = c
 		}
 	}
@@ -254,10 +254,27 @@ func TestWalletDecisions(t *testing.T) {
 		}
 	})
 	t.Run("poll with another login's pending cookie", func(t *testing.T) {
+		other := e2e.NewBrowser()
 		s1 := b.StartLogin(t, inst.URL, map[string]string{"provider": "demo"})
-		b.StartLogin(t, inst.URL, map[string]string{"provider": "demo"}) // replaces the pending cookie
-		if code, _, _ := b.Do(t, http.MethodGet, inst.URL+s1.StatusURL, nil, nil); code != http.StatusForbidden {
-			t.Fatalf("poll of a replaced login: %d", code)
+		s2 := other.StartLogin(t, inst.URL, map[string]string{"provider": "demo"})
+		// other's pending cookie, renamed as if it were s1's, binds nothing.
+		u, _ := url.Parse(inst.URL + "/.idv/")
+		for _, c := range other.Jar.Cookies(u) {
+			if strings.HasPrefix(c.Name, "idv_session_login_") {
+				req, _ := http.NewRequest(http.MethodGet, inst.URL+s1.StatusURL, nil)
+				req.Header.Set("Cookie", "idv_session_login_"+s1.ID[:10]+"="+c.Value)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusForbidden {
+					t.Fatalf("poll of s1 with s2's pending cookie: %d", resp.StatusCode)
+				}
+			}
+		}
+		if code, _, _ := e2e.NewBrowser().Do(t, http.MethodGet, inst.URL+s2.StatusURL, nil, nil); code != http.StatusForbidden {
+			t.Fatalf("poll without a pending cookie: %d", code)
 		}
 	})
 }

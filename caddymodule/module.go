@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-idv/caddy-idv/login"
 	"github.com/caddy-idv/caddy-idv/oidc"
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/store"
@@ -95,7 +96,7 @@ type Handler struct {
 	closeStore func() error
 	logger     *zap.Logger
 	now        func() time.Time
-	locks      *keyedMutex
+	engine     *login.Engine
 	cancel     context.CancelFunc
 	wg         *sync.WaitGroup
 }
@@ -261,7 +262,7 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 
 	h.sc = h.sessionConfig()
 	sc := h.sc
-	h.locks, h.wg = new(keyedMutex), new(sync.WaitGroup)
+	h.wg = new(sync.WaitGroup)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	initCtx, initCancel := context.WithTimeout(parent, 30*time.Second)
@@ -281,6 +282,18 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 		return err
 	}
 	h.limiter = newLimiter(h.limitConfig(), h.now)
+	h.engine, err = login.New(login.Config{
+		Store:  h.store,
+		Seal:   engineSealer{h.sealer},
+		Clock:  engineClock{h.now},
+		Logger: h.logger.Named("login"),
+		Issue: func(src *login.Source, id *providers.Identity) (string, time.Time, error) {
+			return h.mint(h.byName[src.Name], id)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("idv: %w", err)
+	}
 
 	for _, ti := range h.TrustIssuers {
 		h.trusted = append(h.trusted, &trustedIssuer{cfg: ti, client: newProviderClient(10 * time.Second), now: h.now})
@@ -370,6 +383,9 @@ const revocationSync = 5 * time.Second
 
 // Cleanup stops the background work and releases provider resources.
 func (h *Handler) Cleanup() error {
+	if h.engine != nil {
+		h.engine.Close()
+	}
 	if h.cancel != nil {
 		h.cancel()
 	}

@@ -5,38 +5,55 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sync"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/caddy-idv/caddy-idv/login"
 )
 
 // maxCookieSize keeps the pending cookie within what every browser stores.
 const maxCookieSize = 3800
 
-// pendingLogin is a login in progress. It travels sealed in the pending
+// maxPending is how many logins in progress one browser may have: each
+// has its own pending cookie, so that two tabs log in independently; a
+// sixth login drops the oldest cookie.
+const maxPending = 5
+
+// pendingLogin is a login in progress. It travels sealed in its own pending
 // cookie, which binds the login to the browser that started it (only that
 // browser can read its state and receive its session cookie) and lets any
 // instance answer its polls.
 type pendingLogin struct {
-	ID       string    `json:"id"`
-	Provider string    `json:"p"`
-	RD       string    `json:"rd"`
-	Created  time.Time `json:"c"`
-	Expires  time.Time `json:"e"`
-	QR       string    `json:"qr,omitempty"`
-	State    []byte    `json:"s,omitempty"`
+	login.Pending
+	QR string `json:"qr,omitempty"`
 }
 
-func (h *Handler) pendingCookieName() string { return h.sc.Cookie + "_login" }
+// pendingCookiePrefix starts the name of every pending cookie; the login id's
+// first characters end it.
+func (h *Handler) pendingCookiePrefix() string { return h.sc.Cookie + "_login_" }
+
+func (h *Handler) pendingCookieName(id string) string {
+	return h.pendingCookiePrefix() + id[:min(len(id), 10)]
+}
 
 func (h *Handler) setPendingCookie(w http.ResponseWriter, r *http.Request, pl *pendingLogin) error {
 	plain, err := json.Marshal(pl)
 	if err != nil {
 		return err
 	}
-	name := h.pendingCookieName()
+	name := h.pendingCookieName(pl.ID)
 	value := h.sealer.seal(plain, name)
 	if len(value) > maxCookieSize {
 		return fmt.Errorf("idv: pending cookie would be %d bytes", len(value))
+	}
+	// Keep the newest maxPending-1 others.
+	others := h.pendingLogins(r)
+	slices.SortFunc(others, func(a, b *pendingLogin) int { return b.Created.Compare(a.Created) })
+	for i, old := range others {
+		if i >= maxPending-1 || !old.Expires.After(h.now()) {
+			h.clearPendingCookie(w, r, old.ID)
+		}
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
@@ -50,9 +67,9 @@ func (h *Handler) setPendingCookie(w http.ResponseWriter, r *http.Request, pl *p
 	return nil
 }
 
-func (h *Handler) clearPendingCookie(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) clearPendingCookie(w http.ResponseWriter, r *http.Request, id string) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     h.pendingCookieName(),
+		Name:     h.pendingCookieName(id),
 		Value:    "",
 		Path:     h.Prefix + "/",
 		MaxAge:   -1,
@@ -62,25 +79,48 @@ func (h *Handler) clearPendingCookie(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// pendingFor returns the login id that r's pending cookie binds, or nil when
-// r has no such cookie, it does not verify, or it is for another login.
-func (h *Handler) pendingFor(r *http.Request, id string) *pendingLogin {
-	c, err := r.Cookie(h.pendingCookieName())
-	if err != nil || len(c.Value) > maxCookieSize {
+// openPending opens one pending cookie's value.
+func (h *Handler) openPending(name, value string) *pendingLogin {
+	if len(value) > maxCookieSize {
 		return nil
 	}
-	plain, err := h.sealer.open(c.Value, h.pendingCookieName())
+	plain, err := h.sealer.open(value, name)
 	if err != nil {
 		return nil
 	}
 	var pl pendingLogin
-	if err := json.Unmarshal(plain, &pl); err != nil {
-		return nil
-	}
-	if subtle.ConstantTimeCompare([]byte(pl.ID), []byte(id)) != 1 {
+	if err := json.Unmarshal(plain, &pl); err != nil || h.pendingCookieName(pl.ID) != name {
 		return nil
 	}
 	return &pl
+}
+
+// pendingFor returns the login id that r's pending cookie binds, or nil when
+// r has no such cookie, it does not verify, or it is for another login.
+func (h *Handler) pendingFor(r *http.Request, id string) *pendingLogin {
+	c, err := r.Cookie(h.pendingCookieName(id))
+	if err != nil {
+		return nil
+	}
+	pl := h.openPending(c.Name, c.Value)
+	if pl == nil || subtle.ConstantTimeCompare([]byte(pl.ID), []byte(id)) != 1 {
+		return nil
+	}
+	return pl
+}
+
+// pendingLogins returns every login in progress r's pending cookies hold.
+func (h *Handler) pendingLogins(r *http.Request) []*pendingLogin {
+	prefix := h.pendingCookiePrefix()
+	var out []*pendingLogin
+	for _, c := range r.Cookies() {
+		if strings.HasPrefix(c.Name, prefix) {
+			if pl := h.openPending(c.Name, c.Value); pl != nil {
+				out = append(out, pl)
+			}
+		}
+	}
+	return out
 }
 
 // sameBrowser implements providers.Env.SameBrowser.
@@ -88,37 +128,20 @@ func (h *Handler) sameBrowser(r *http.Request, id string) bool {
 	return h.pendingFor(r, id) != nil
 }
 
-// keyedMutex serialises work per key (one login's polls) on this instance.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*keyedEntry
+// engineClock is the login engine's clock on the handler's (tests set
+// h.now).
+type engineClock struct{ now func() time.Time }
+
+func (c engineClock) Now() time.Time { return c.now() }
+func (c engineClock) AfterFunc(d time.Duration, f func()) login.Timer {
+	return time.AfterFunc(d, f)
 }
 
-type keyedEntry struct {
-	mu   sync.Mutex
-	refs int
-}
+// engineSealer lets the login engine seal its records with the handler's
+// key.
+type engineSealer struct{ s *sealer }
 
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = make(map[string]*keyedEntry)
-	}
-	e := k.m[key]
-	if e == nil {
-		e = &keyedEntry{}
-		k.m[key] = e
-	}
-	e.refs++
-	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		k.mu.Lock()
-		e.refs--
-		if e.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
+func (e engineSealer) Seal(plain []byte, purpose string) string { return e.s.seal(plain, purpose) }
+func (e engineSealer) Open(sealed, purpose string) ([]byte, error) {
+	return e.s.open(sealed, purpose)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-idv/caddy-idv/login"
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/templates"
 )
@@ -20,6 +21,7 @@ type provider struct {
 	impl     providers.Provider
 	interval time.Duration
 	form     []providers.Field
+	src      *login.Source
 }
 
 func (h *Handler) openProvider(c providers.Config) error {
@@ -61,6 +63,11 @@ func (h *Handler) openProvider(c providers.Config) error {
 	}
 	if pl, ok := impl.(providers.Poller); ok && pl.PollInterval() > 0 {
 		p.interval = pl.PollInterval()
+	}
+	p.src = &login.Source{Name: name, Provider: impl, Interval: p.interval, CallTimeout: common.CallTimeout(), GiveUp: time.Duration(common.GiveUp)}
+	p.src.Prepare()
+	if an, ok := impl.(providers.Announcer); ok {
+		an.Announce(h.engine.Nudge)
 	}
 	if fp, ok := impl.(providers.FormProvider); ok {
 		p.form = fp.Form()

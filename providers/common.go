@@ -22,6 +22,10 @@ type Common struct {
 	BaseURL string `json:"base_url,omitempty"`
 	// Timeout bounds every call to the provider's service. Default: 10s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// GiveUp ends a login whose provider has not answered successfully for
+	// this long (errors, timeouts), with a message that the identity
+	// provider is not answering. Default: 30s.
+	GiveUp caddy.Duration `json:"give_up,omitempty"`
 	// Claims are the identity claims the provider may put into tokens.
 	// Default: the kind's default claims, which never include national
 	// identifiers or document numbers.
@@ -87,6 +91,15 @@ func (c *Common) UnmarshalOption(d *caddyfile.Dispenser) (bool, error) {
 			return true, d.Errf("timeout: bad duration %q", d.Val())
 		}
 		c.Timeout = caddy.Duration(dur)
+	case "give_up":
+		if !d.NextArg() {
+			return true, d.ArgErr()
+		}
+		dur, err := caddy.ParseDuration(d.Val())
+		if err != nil || dur <= 0 {
+			return true, d.Errf("give_up: bad duration %q", d.Val())
+		}
+		c.GiveUp = caddy.Duration(dur)
 	case "claims":
 		c.Claims = d.RemainingArgs()
 		if len(c.Claims) == 0 {
@@ -141,7 +154,7 @@ func (c *Common) UnmarshalBlock(d *caddyfile.Dispenser, kind, known string, opt 
 			return err
 		}
 		if !ok {
-			return d.Errf("provider %s: unknown option %q (known: %s, base_url, timeout, claims)", kind, name, known)
+			return d.Errf("provider %s: unknown option %q (known: %s, base_url, timeout, give_up, claims)", kind, name, known)
 		}
 	}
 	return nil

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -136,6 +137,7 @@ type provider struct {
 	logger    *zap.Logger
 	key       *ecdsa.PrivateKey
 	validator *jwsverify.Validator
+	nudge     atomic.Pointer[func(string)]
 }
 
 // Info implements providers.Provider.
@@ -143,9 +145,21 @@ func (p *provider) Info() providers.Info {
 	return providers.Info{Kind: Kind, Label: "Demo wallet", Flow: "qr", DefaultClaims: []string{"name"}}
 }
 
-// PollInterval implements providers.Poller: the wallet lives in the store,
-// so polling it is cheap.
-func (p *provider) PollInterval() time.Duration { return 250 * time.Millisecond }
+// PollInterval implements providers.Poller.
+// PollInterval is the fallback between two polls: an Approve or Decline on
+// this instance nudges the login's poller at once (Announce), and with a
+// store that notifies (Redis) so does one on another instance.
+func (p *provider) PollInterval() time.Duration { return 2 * time.Second }
+
+// Announce implements providers.Announcer: the wallet tells the module of
+// a decision as soon as it is recorded.
+func (p *provider) Announce(nudge func(loginID string)) { p.nudge.Store(&nudge) }
+
+func (p *provider) announce(id string) {
+	if n := p.nudge.Load(); n != nil {
+		(*n)(id)
+	}
+}
 
 // record is what the wallet knows about a login.
 type record struct {

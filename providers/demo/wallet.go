@@ -134,6 +134,7 @@ func (p *provider) decide(w http.ResponseWriter, r *http.Request, approve bool) 
 		p.answer(w, r, http.StatusConflict, id, rec, state, "already_decided", "This login was already decided.")
 		return
 	}
+	p.announce(id)
 	state = "declined"
 	if approve {
 		state = "approved"
