@@ -21,7 +21,7 @@ import (
 // JWKS again, so that a stream of forged kids cannot turn us into a load
 // generator against uqudo (docs/providers/uqudo.md, "Result validation":
 // refresh only on a miss).
-const jwksRefetchInterval = time.Minute
+const jwksRefetchInterval = 10 * time.Second
 
 // maxJWKSSize bounds a JWKS response; uqudo publishes one RSA key.
 const maxJWKSSize = 64 << 10

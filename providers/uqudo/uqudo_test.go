@@ -295,14 +295,21 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.fake.PublishKeys()
-	// The JWKS was fetched a moment ago: wait (pending) rather than fail.
+	// The JWKS was fetched a moment ago: wait (a transient error) rather
+	// than fail.
 	if res, err := h.poll(login); err == nil {
-		t.Fatalf("poll within a minute of the last JWKS fetch = %+v; want a transient error", res)
+		t.Fatalf("poll within 10 s of the last JWKS fetch = %+v; want a transient error", res)
 	}
 	if n := h.fake.Count(fakeuqudo.RouteJWKS); n != 1 {
 		t.Fatalf("JWKS fetched %d times, want 1", n)
 	}
-	h.clock.Add(jwksRefetchInterval + time.Second)
+	// A result signed with uqudo's new key completes at most 10 s after
+	// the last fetch (plus one poll interval), not a minute.
+	h.clock.Add(9 * time.Second)
+	if _, err := h.poll(login); err == nil {
+		t.Fatal("refetched the JWKS within 10 s of the last fetch")
+	}
+	h.clock.Add(2 * time.Second)
 	res, err := h.poll(login)
 	if err != nil || res.State != providers.Completed {
 		t.Fatalf("poll after refetch = %+v, %v", res, err)
