@@ -52,6 +52,8 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) {
 		}
 	case rel == "/me":
 		h.only(w, r, h.serveMe, http.MethodGet, http.MethodHead)
+	case rel == "/token":
+		h.only(w, r, h.serveToken, http.MethodGet)
 	case rel == "/jwks":
 		h.only(w, r, h.serveJWKS, http.MethodGet, http.MethodHead)
 	case rel == "/logout":
@@ -275,14 +277,23 @@ func (h *Handler) loginStatus(w http.ResponseWriter, r *http.Request, id string)
 			return
 		}
 		// The session cookie is handed out once; the pending cookie that
-		// asked for it is cleared.
+		// asked for it is cleared. The cookie names the session (a
+		// reference): a 22-character value on every request instead of
+		// the whole token.
 		if first {
-			h.setSessionCookie(w, r, st.Token, st.Expires)
+			ref, err := h.sessions.NewRef(r.Context(), st.Token, st.Expires)
+			if err != nil {
+				h.logger.Error("login status: keeping the session", zap.String("login", id), zap.Error(err))
+				h.writeError(w, r, errorf(http.StatusServiceUnavailable, "unavailable", "The login state could not be read right now. Try again shortly."))
+				return
+			}
+			h.setSessionCookie(w, r, ref, st.Expires)
 		}
 		h.clearPendingCookie(w, r, id)
 	case providers.Pending:
 	default:
 		resp.Error = st.Message
+		h.clearPendingCookie(w, r, id) // the login is over
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -320,6 +331,27 @@ func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, sess.Claims)
+}
+
+// serveToken is GET /token: the session token (a JWT) of the browser's
+// session cookie, for a page's script to call an API with
+// "Authorization: Bearer". Only for the site's own pages: a cross-site
+// request gets 403, and the answer is never cached.
+func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) {
+	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" {
+		h.writeError(w, r, errorf(http.StatusForbidden, "cross_origin", "This request came from another site and was refused."))
+		return
+	}
+	if _, bearer := r.Header["Authorization"]; bearer {
+		h.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "Ask with the session cookie."))
+		return
+	}
+	sess, _, err := h.session(r)
+	if err != nil {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated", "login": h.Prefix + "/login"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"token": sess.Raw, "expires_at": sess.Expiry.UTC().Format(time.RFC3339)})
 }
 
 func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) {

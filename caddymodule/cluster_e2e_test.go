@@ -65,10 +65,10 @@ func testClusterSharesLoginsAndSessions(t *testing.T, kind string) {
 	if st.State != "completed" {
 		t.Fatalf("completed on B: %+v", st)
 	}
-	tok := br.Cookie(a.URL, "idv_session")
-	if tok == "" {
+	if br.Cookie(a.URL, "idv_session") == "" {
 		t.Fatal("no session cookie from B")
 	}
+	tok := bearerFor(t, br, a.URL)
 
 	// The session minted on B is valid on A (shared signing keys)...
 	api := viaLB(e2e.NewBrowser(), a)

@@ -50,6 +50,20 @@ func login(t *testing.T, inst *e2e.Instance, b, approver *e2e.Browser, rd string
 	return s, b.Poll(t, inst.URL, s, 10)
 }
 
+// bearerFor asks base's /token, with b's session cookie, for the session
+// token an API client sends as a bearer token.
+func bearerFor(t *testing.T, b *e2e.Browser, base string) string {
+	t.Helper()
+	code, _, body := b.Do(t, http.MethodGet, base+"/.idv/token", nil, nil)
+	var out struct {
+		Token string `json:"token"`
+	}
+	if code != http.StatusOK || json.Unmarshal(body, &out) != nil || strings.Count(out.Token, ".") != 2 {
+		t.Fatalf("/token: %d %s", code, body)
+	}
+	return out.Token
+}
+
 func approve(t *testing.T, b *e2e.Browser, s e2e.Started, want int) {
 	t.Helper()
 	code, _, body := b.Do(t, http.MethodPost, s.QRText+"/approve", nil, map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
@@ -122,9 +136,15 @@ func TestLoginEndToEnd(t *testing.T) {
 		t.Fatalf("protected page: %d %s", code, body)
 	}
 
-	// The same token works as a bearer token, and /me shows the claims.
+	// The cookie names the session (a 22-character reference); the page
+	// gets the session token for APIs from /token, and /me shows the
+	// claims.
+	if len(cookie) != token.RefLength {
+		t.Errorf("session cookie %q is not a reference", cookie)
+	}
+	bearer := bearerFor(t, b, inst.URL)
 	api := e2e.NewBrowser()
-	code, _, me := api.Do(t, http.MethodGet, inst.URL+"/.idv/me", nil, map[string]string{"Authorization": "Bearer " + cookie})
+	code, _, me := api.Do(t, http.MethodGet, inst.URL+"/.idv/me", nil, map[string]string{"Authorization": "Bearer " + bearer})
 	var claims map[string]any
 	if code != http.StatusOK || json.Unmarshal(me, &claims) != nil {
 		t.Fatalf("/me: %d %s", code, me)
@@ -145,9 +165,15 @@ func TestLoginEndToEnd(t *testing.T) {
 	if code != http.StatusSeeOther || hdr.Get("Location") != "/bye" {
 		t.Fatalf("logout: %d %q", code, hdr.Get("Location"))
 	}
-	code, _, _ = api.Do(t, http.MethodGet, inst.URL+"/reports", nil, map[string]string{"Authorization": "Bearer " + cookie})
+	code, _, _ = api.Do(t, http.MethodGet, inst.URL+"/reports", nil, map[string]string{"Authorization": "Bearer " + bearer})
 	if code != http.StatusUnauthorized {
 		t.Fatalf("revoked bearer token: %d", code)
+	}
+	replay := e2e.NewBrowser()
+	u, _ := url.Parse(inst.URL)
+	replay.Jar.SetCookies(u, []*http.Cookie{{Name: "idv_session", Value: cookie}})
+	if code, _, _ := replay.Do(t, http.MethodGet, inst.URL+"/reports", nil, nil); code != http.StatusUnauthorized {
+		t.Fatalf("the logged-out session cookie: %d", code)
 	}
 }
 
@@ -243,8 +269,10 @@ func TestWalletDecisions(t *testing.T) {
 			t.Fatalf("%+v", st)
 		}
 		approve(t, e2e.NewBrowser(), s, http.StatusGone)
-		if st := b.Poll(t, inst.URL, s, 0); st.State != "expired" {
-			t.Fatalf("after a late approval: %+v", st)
+		// The outcome was reported, so the browser's pending cookie for
+		// the login is gone: the login is over for it.
+		if code, _, _ := b.Do(t, http.MethodGet, inst.URL+s.StatusURL, nil, nil); code != http.StatusForbidden {
+			t.Fatalf("a poll after the outcome was reported: %d", code)
 		}
 	})
 	t.Run("unknown login", func(t *testing.T) {

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -35,7 +36,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// must never be able to set an identity header itself.
 	h.stripIdentityHeaders(r)
 
-	sess, fromCookie, err := h.session(r)
+	sess, cookie, err := h.session(r)
+	fromCookie := cookie != ""
 	if err != nil && !fromCookie && len(h.trusted) > 0 && !errors.Is(err, errNoCredential) &&
 		!errors.Is(err, token.ErrRevoked) && !errors.Is(err, store.ErrUnavailable) {
 		sess, err = h.verifyTrusted(r.Context(), bearerToken(r))
@@ -50,7 +52,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.unauthenticated(w, r, `error="invalid_token"`)
 	}
 	if fromCookie {
-		w = h.slide(w, r, sess)
+		w = h.slide(w, r, sess, cookie)
 	}
 	if !h.allowed(sess) {
 		return caddyhttp.Error(http.StatusForbidden, errors.New("idv: session does not meet a require rule"))
@@ -99,36 +101,46 @@ var errNoCredential = errors.New("idv: no session token")
 // also tries trusted issuers. When r carries several session cookies (a
 // sibling subdomain can set one on the parent domain to pin a person to
 // the attacker's session), none is trusted unless exactly one verifies.
-func (h *Handler) session(r *http.Request) (sess *token.Session, fromCookie bool, err error) {
+func (h *Handler) session(r *http.Request) (sess *token.Session, cookie string, err error) {
 	if _, ok := r.Header["Authorization"]; ok {
 		raw := bearerToken(r)
 		if raw == "" {
-			return nil, false, errNoCredential
+			return nil, "", errNoCredential
 		}
 		sess, err = h.sessions.Verify(r.Context(), raw)
-		return sess, false, err
+		return sess, "", err
 	}
 	cookies := h.sessionCookies(r)
 	switch len(cookies) {
 	case 0:
-		return nil, false, errNoCredential
+		return nil, "", errNoCredential
 	case 1:
-		sess, err = h.sessions.Verify(r.Context(), cookies[0])
-		return sess, true, err
+		sess, err = h.verifyCookie(r.Context(), cookies[0])
+		return sess, cookies[0], err
 	}
 	verified := 0
-	for _, raw := range cookies {
-		s, e := h.sessions.Verify(r.Context(), raw)
+	for _, v := range cookies {
+		s, e := h.verifyCookie(r.Context(), v)
 		if e == nil {
-			sess, verified = s, verified+1
+			sess, cookie, verified = s, v, verified+1
 		} else if errors.Is(e, store.ErrUnavailable) {
-			return nil, true, e
+			return nil, cookies[0], e
 		}
 	}
 	if verified != 1 {
-		return nil, true, fmt.Errorf("%w: %d of %d session cookies verify", token.ErrInvalid, verified, len(cookies))
+		return nil, cookies[0], fmt.Errorf("%w: %d of %d session cookies verify", token.ErrInvalid, verified, len(cookies))
 	}
-	return sess, true, nil
+	return sess, cookie, nil
+}
+
+// verifyCookie verifies a session cookie's value: a session reference (what
+// this module sets) or a session token (a cookie set by an earlier version,
+// or by hand).
+func (h *Handler) verifyCookie(ctx context.Context, v string) (*token.Session, error) {
+	if token.IsRef(v) {
+		return h.sessions.VerifyRef(ctx, v)
+	}
+	return h.sessions.Verify(ctx, v)
 }
 
 // bearerToken is the token of an "Authorization: Bearer" header, or "".

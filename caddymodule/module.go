@@ -306,6 +306,7 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 		}
 	}
 	h.sessions = h.tokens.Sessions(h.site(), time.Duration(sc.Lifetime), time.Duration(sc.Idle))
+	h.sessions.UseRefs(sessionRefs{store: h.store, seal: h.sealer, now: h.now})
 	if h.OIDC != nil {
 		if err := h.openOIDC(); err != nil {
 			return err

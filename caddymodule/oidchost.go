@@ -74,11 +74,16 @@ func (o oidcHost) RenderError(w http.ResponseWriter, r *http.Request, status int
 // other instances learn of it too.
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) error {
 	h.clearSessionCookie(w, r)
-	sess, _, err := h.session(r)
+	sess, cookie, err := h.session(r)
 	if err != nil {
 		return nil
 	}
 	h.sessions.Forget(sess.Raw)
+	if token.IsRef(cookie) {
+		if err := h.sessions.DeleteRef(r.Context(), cookie); err != nil {
+			h.logger.Warn("ending session: forgetting its reference", zap.Error(err))
+		}
+	}
 	if err := h.revoked.Revoke(r.Context(), sess.SID, sess.Expiry.Add(time.Minute)); err != nil {
 		h.logger.Error("ending session: recording the revocation", zap.Error(err))
 		return err

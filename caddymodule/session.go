@@ -34,20 +34,33 @@ func (h *Handler) mint(p *provider, id *providers.Identity) (string, time.Time, 
 	})
 }
 
-// slide re-issues a browser session whose idle timeout is more than half
-// used (see token.Sessions.Renew). The response then carries a session
-// cookie, so it must never be stored by a shared cache, whatever the
-// upstream says: w is wrapped so that its Cache-Control is no-store.
-func (h *Handler) slide(w http.ResponseWriter, r *http.Request, sess *token.Session) http.ResponseWriter {
-	raw, exp, err := h.sessions.Renew(sess)
+// slide renews a browser session whose idle timeout is more than half used
+// (see token.Sessions.Renew) and sends its cookie again with the new
+// expiry. A cookie that holds a session token (set by an earlier version)
+// is replaced by a reference. The response then carries a session cookie,
+// so it must never be stored by a shared cache, whatever the upstream says:
+// w is wrapped so that its Cache-Control is no-store.
+func (h *Handler) slide(w http.ResponseWriter, r *http.Request, sess *token.Session, cookie string) http.ResponseWriter {
+	var exp time.Time
+	var err error
+	ref := cookie
+	if token.IsRef(cookie) {
+		exp, err = h.sessions.RenewRef(r.Context(), cookie, sess)
+	} else {
+		var raw string
+		raw, exp, err = h.sessions.Renew(sess)
+		if err == nil && raw != "" {
+			ref, err = h.sessions.NewRef(r.Context(), raw, exp)
+		}
+	}
 	if err != nil {
 		h.logger.Warn("re-issuing session", zap.Error(err))
 		return w
 	}
-	if raw == "" {
+	if exp.IsZero() {
 		return w
 	}
-	h.setSessionCookie(w, r, raw, exp)
+	h.setSessionCookie(w, r, ref, exp)
 	return &noStoreWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 }
 

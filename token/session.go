@@ -59,6 +59,7 @@ type Sessions struct {
 	providers map[string]bool
 	lifetime  time.Duration
 	idle      time.Duration
+	refs      Refs
 }
 
 // Sessions returns the session issuer and verifier of site. lifetime is the
