@@ -39,7 +39,13 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) {
 	case rel == "/login":
 		h.only(w, r, h.serveLogin, http.MethodGet, http.MethodHead)
 	case rel == "/sessions":
-		h.only(w, r, h.startLogin, http.MethodPost)
+		h.only(w, r, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet {
+				h.resumeLogin(w, r)
+				return
+			}
+			h.startLogin(w, r)
+		}, http.MethodPost, http.MethodGet)
 	case strings.HasPrefix(rel, "/sessions/"):
 		id, rest, _ := strings.Cut(rel[len("/sessions/"):], "/")
 		switch rest {
@@ -210,7 +216,8 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.now()
-	pl := pendingLogin{Pending: login.Pending{ID: id, Provider: p.name, RD: safeRedirect(rd), Created: now, Expires: ch.ExpiresAt, State: ch.State}, QR: ch.QRText}
+	pl := pendingLogin{Pending: login.Pending{ID: id, Provider: p.name, RD: safeRedirect(rd), Created: now, Expires: ch.ExpiresAt, State: ch.State},
+		QR: ch.QRText, DeepLink: ch.DeepLink, ControlCode: ch.ControlCode}
 	if pl.Expires.IsZero() || pl.Expires.Before(now) {
 		pl.Expires = now.Add(5 * time.Minute)
 	}
@@ -219,15 +226,42 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, errorf(http.StatusInternalServerError, "internal", "The login could not be started."))
 		return
 	}
+	writeJSON(w, http.StatusCreated, h.startAnswer(&pl))
+}
+
+func (h *Handler) startAnswer(pl *pendingLogin) startResponse {
 	resp := startResponse{
-		ID: id, Provider: p.name, ExpiresAt: pl.Expires.UTC().Format(expiresFormat),
-		QRText: ch.QRText, DeepLink: ch.DeepLink, ControlCode: ch.ControlCode,
-		StatusURL: h.Prefix + "/sessions/" + id,
+		ID: pl.ID, Provider: pl.Provider, ExpiresAt: pl.Expires.UTC().Format(expiresFormat),
+		QRText: pl.QR, DeepLink: pl.DeepLink, ControlCode: pl.ControlCode,
+		StatusURL: h.Prefix + "/sessions/" + pl.ID,
 	}
-	if ch.QRText != "" {
+	if pl.QR != "" {
 		resp.QRSVGURL = resp.StatusURL + "/qr.svg"
 	}
-	writeJSON(w, http.StatusCreated, resp)
+	return resp
+}
+
+// resumeLogin is GET /sessions[?provider=<name>]: the newest login this
+// browser started (with that provider) that is still in progress, in the
+// shape of POST /sessions' answer, so that a reloaded page shows it again
+// instead of starting (and paying for) another; 404 when there is none.
+func (h *Handler) resumeLogin(w http.ResponseWriter, r *http.Request) {
+	want := r.URL.Query().Get("provider")
+	var best *pendingLogin
+	now := h.now()
+	for _, pl := range h.pendingLogins(r) {
+		if (want != "" && pl.Provider != want) || h.byName[pl.Provider] == nil || !pl.Expires.After(now.Add(5*time.Second)) {
+			continue
+		}
+		if best == nil || pl.Created.After(best.Created) {
+			best = pl
+		}
+	}
+	if best == nil {
+		h.writeError(w, r, errorf(http.StatusNotFound, "not_found", "No login is in progress in this browser."))
+		return
+	}
+	writeJSON(w, http.StatusOK, h.startAnswer(best))
 }
 
 type statusResponse struct {

@@ -290,3 +290,29 @@ func TestTwoTabsLogInIndependently(t *testing.T) {
 		t.Fatalf("the newest of six logins: %+v", st)
 	}
 }
+
+// TestReloadResumesThePendingLogin: GET /sessions gives a reloaded page the
+// login it already started, so no second provider session is started.
+func TestReloadResumesThePendingLogin(t *testing.T) {
+	inst := e2e.Start(t, site, e2e.Options{})
+	b := e2e.NewBrowser()
+	if code, _, _ := b.Do(t, http.MethodGet, inst.URL+"/.idv/sessions?provider=demo", nil, nil); code != http.StatusNotFound {
+		t.Fatalf("nothing in progress: %d", code)
+	}
+	s := b.StartLogin(t, inst.URL, map[string]string{"provider": "demo", "rd": "/x"})
+	code, _, body := b.Do(t, http.MethodGet, inst.URL+"/.idv/sessions?provider=demo", nil, nil)
+	var again e2e.Started
+	if code != http.StatusOK || json.Unmarshal(body, &again) != nil || again != s {
+		t.Fatalf("resume: %d %s, want %+v", code, body, s)
+	}
+	if code, _, _ := e2e.NewBrowser().Do(t, http.MethodGet, inst.URL+"/.idv/sessions", nil, nil); code != http.StatusNotFound {
+		t.Fatalf("another browser: %d", code)
+	}
+	approve(t, e2e.NewBrowser(), s, http.StatusSeeOther)
+	if st := b.Poll(t, inst.URL, s, 10); st.State != "completed" {
+		t.Fatal(st)
+	}
+	if code, _, _ := b.Do(t, http.MethodGet, inst.URL+"/.idv/sessions", nil, nil); code != http.StatusNotFound {
+		t.Fatalf("after the login: %d", code)
+	}
+}

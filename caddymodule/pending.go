@@ -26,7 +26,10 @@ const maxPending = 5
 // instance answer its polls.
 type pendingLogin struct {
 	login.Pending
-	QR string `json:"qr,omitempty"`
+	// What POST /sessions answered, for GET /sessions after a reload.
+	QR          string `json:"qr,omitempty"`
+	DeepLink    string `json:"dl,omitempty"`
+	ControlCode string `json:"cc,omitempty"`
 }
 
 // pendingCookiePrefix starts the name of every pending cookie; the login id's
