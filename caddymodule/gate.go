@@ -65,27 +65,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		// One lazy provider instead of a Set per claim: placeholders are
 		// resolved only if something (a header, a log field) uses them.
-		repl.Map(placeholders{sess}.get)
+		repl.Map(sess.Placeholders())
 	}
 	return next.ServeHTTP(w, r)
-}
-
-// placeholders resolves Caddy's authentication placeholders from a session:
-// {http.auth.user.id} is the subject, {http.auth.user.<claim>} any other
-// claim, as basic_auth and forward_auth do.
-type placeholders struct{ sess *token.Session }
-
-func (p placeholders) get(key string) (any, bool) {
-	const prefix = "http.auth.user."
-	if len(key) <= len(prefix) || key[:len(prefix)] != prefix {
-		return nil, false
-	}
-	claim := key[len(prefix):]
-	if claim == "id" {
-		return p.sess.Subject, true
-	}
-	v, ok := p.sess.Values[claim]
-	return v, ok
 }
 
 func (h *Handler) ownPath(p string) bool {
@@ -110,7 +92,8 @@ func (h *Handler) session(r *http.Request) (sess *token.Session, cookie string, 
 		sess, err = h.sessions.Verify(r.Context(), raw)
 		return sess, "", err
 	}
-	cookies := h.sessionCookies(r)
+	var buf [4]string
+	cookies := h.sessionCookies(r, buf[:])
 	switch len(cookies) {
 	case 0:
 		return nil, "", errNoCredential

@@ -164,12 +164,15 @@ func (h *Handler) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 
 // sessionCookies returns every distinct value of the session cookie r
 // carries. A request may carry several (a sibling subdomain can set one for
-// the parent domain); see session.
-func (h *Handler) sessionCookies(r *http.Request) []string {
+// the parent domain); see session. The common case, one cookie, allocates
+// nothing: buf is the caller's.
+func (h *Handler) sessionCookies(r *http.Request, buf []string) []string {
 	name := h.cookieName(r)
-	var out []string
+	out := buf[:0]
 	for _, line := range r.Header["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
 			n, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 			if v = strings.Trim(v, `"`); ok && n == name && !slices.Contains(out, v) {
 				out = append(out, v)

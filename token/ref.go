@@ -65,7 +65,7 @@ func (ss *Sessions) NewRef(ctx context.Context, raw string, expires time.Time) (
 	// The instance that hands out the cookie knows its session already:
 	// its first request needs no store round trip.
 	if sess, err := ss.Verify(ctx, raw); err == nil {
-		ss.svc.cache.put(refCacheKey(ref), sess, ss.svc.now())
+		ss.svc.refs.put(ref, sess, ss.svc.now())
 	}
 	return ref, nil
 }
@@ -77,14 +77,13 @@ func (ss *Sessions) VerifyRef(ctx context.Context, ref string) (*Session, error)
 	if ss.refs == nil || !IsRef(ref) {
 		return nil, fmt.Errorf("%w: not a session reference", ErrInvalid)
 	}
-	key := refCacheKey(ref)
 	now := ss.svc.now()
-	if sess := ss.svc.cache.get(key); sess != nil {
+	if sess := ss.svc.refs.get(ref); sess != nil {
 		if now.Before(sess.Expiry.Add(Leeway)) {
 			return ss.accept(sess)
 		}
 		// It may have been renewed by another instance: look again.
-		ss.svc.cache.remove(key)
+		ss.svc.refs.remove(ref)
 	}
 	raw, err := ss.refs.Get(ctx, ref)
 	if err != nil {
@@ -94,7 +93,7 @@ func (ss *Sessions) VerifyRef(ctx context.Context, ref string) (*Session, error)
 	if err != nil {
 		return nil, err
 	}
-	ss.svc.cache.put(key, sess, now)
+	ss.svc.refs.put(ref, sess, now)
 	return sess, nil
 }
 
@@ -109,18 +108,15 @@ func (ss *Sessions) RenewRef(ctx context.Context, ref string, sess *Session) (ti
 	if err := ss.refs.Put(ctx, ref, raw, exp); err != nil {
 		return time.Time{}, fmt.Errorf("token: keep renewed session: %w", err)
 	}
-	ss.svc.cache.remove(refCacheKey(ref))
+	ss.svc.refs.remove(ref)
 	return exp, nil
 }
 
 // DeleteRef forgets a reference (after logout).
 func (ss *Sessions) DeleteRef(ctx context.Context, ref string) error {
-	ss.svc.cache.remove(refCacheKey(ref))
+	ss.svc.refs.remove(ref)
 	if ss.refs == nil {
 		return nil
 	}
 	return ss.refs.Delete(ctx, ref)
 }
-
-// refCacheKey keeps references and JWTs apart in the verified-token cache.
-func refCacheKey(ref string) string { return "ref:" + ref }

@@ -36,6 +36,32 @@ type Session struct {
 	// placeholders and headers: arrays are joined with commas, objects are
 	// JSON.
 	Values map[string]string
+
+	placeholders func(string) (any, bool)
+}
+
+// Placeholders resolves Caddy's authentication placeholders from the
+// session, as basic_auth and forward_auth set them: {http.auth.user.id} is
+// the subject, {http.auth.user.<claim>} any other claim. The function is
+// made once per session, so a request that uses it allocates nothing.
+func (s *Session) Placeholders() func(string) (any, bool) {
+	if s.placeholders == nil {
+		s.placeholders = s.placeholder
+	}
+	return s.placeholders
+}
+
+func (s *Session) placeholder(key string) (any, bool) {
+	const prefix = "http.auth.user."
+	if len(key) <= len(prefix) || key[:len(prefix)] != prefix {
+		return nil, false
+	}
+	claim := key[len(prefix):]
+	if claim == "id" {
+		return s.Subject, true
+	}
+	v, ok := s.Values[claim]
+	return v, ok
 }
 
 // Login is what a completed login puts into a session token.
@@ -254,6 +280,7 @@ func sessionFromClaims(raw string, c jwt.MapClaims) (*Session, error) {
 		}
 	}
 	sess.Values = values(c)
+	sess.placeholders = sess.placeholder
 	return sess, nil
 }
 
@@ -300,5 +327,6 @@ func External(raw, issuer string, claims map[string]any, expiry time.Time) (*Ses
 	sess.ACR, _ = c["acr"].(string)
 	sess.AMR = stringList(c["amr"])
 	sess.Values = values(c)
+	sess.placeholders = sess.placeholder
 	return sess, nil
 }

@@ -43,7 +43,8 @@ type Service struct {
 	keys    *Keyring
 	revoked func(sid string) bool
 	now     func() time.Time
-	cache   *cache
+	cache   *cache // verified tokens, by their bytes
+	refs    *cache // verified sessions, by the reference naming them
 }
 
 // NewService returns a token service. revoked reports whether a session id
@@ -56,7 +57,7 @@ func NewService(keys *Keyring, revoked func(sid string) bool, now func() time.Ti
 	if revoked == nil {
 		revoked = func(string) bool { return false }
 	}
-	return &Service{keys: keys, revoked: revoked, now: now, cache: newCache(cacheSize)}
+	return &Service{keys: keys, revoked: revoked, now: now, cache: newCache(cacheSize), refs: newCache(cacheSize)}
 }
 
 // Keys returns the key ring.
