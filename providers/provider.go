@@ -97,10 +97,21 @@ type Provider interface {
 	// Start creates a session at the provider for the login req.ID.
 	// An input that the person must correct is returned as an *InputError.
 	Start(ctx context.Context, req StartRequest) (*Challenge, error)
-	// Poll asks the provider for the state of login. It returns quickly; the
-	// module repeats it for long polls. A Completed result carries an
-	// Identity that has passed every check of the provider's protocol,
-	// including single use of its one-time values.
+	// Poll asks the provider for the state of login, once; the module's
+	// login engine calls it at most once per poll interval per login,
+	// cluster-wide, and never for a login that has an outcome. A Completed
+	// result carries an Identity that has passed every check of the
+	// provider's protocol, including single use of its one-time values.
+	//
+	// The error rule: a Result (with a State and a Message for the person)
+	// is the provider's answer about the login, and is final unless it is
+	// Pending. An error means the provider did not answer (network error,
+	// timeout, 429, 5xx, a key set that cannot be fetched): the engine
+	// retries with backoff, shows the person a notice, and fails the login
+	// only after the source's give_up. Return ErrConsumed when the answer
+	// was a one-time result another poller of the same login already
+	// consumed, and wrap store.ErrUnavailable when the store is down.
+	// An error may implement RetryAfter() time.Duration to ask for a wait.
 	Poll(ctx context.Context, login Login) (*Result, error)
 }
 
