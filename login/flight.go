@@ -102,6 +102,10 @@ func (f *flight) step() {
 	f.mu.Unlock()
 
 	next := f.work()
+	if next > 0 {
+		// Never sleep past the login's end: it expires on time.
+		next = min(next, max(f.p.Expires.Add(expiryGrace).Sub(f.e.clock.Now())+time.Millisecond, 0))
+	}
 
 	f.mu.Lock()
 	f.running = false
@@ -120,14 +124,22 @@ func (f *flight) step() {
 func (f *flight) work() time.Duration {
 	e, ctx := f.e, f.e.ctx
 	now := e.clock.Now()
-	rec, err := e.loadRecord(ctx, f.p.ID)
-	if err != nil {
-		e.logger.Warn("login: reading the outcome", zap.String("login", f.p.ID), zap.Error(err))
-		return time.Second
-	}
-	if rec != nil {
-		f.finish(rec, false)
-		return -1
+	f.mu.Lock()
+	leased := f.leased
+	f.mu.Unlock()
+	// The lease holder is the one that records the outcome, so it need not
+	// look for one: saveRecord tells it if another poller (whose lease had
+	// lapsed) recorded first. Everyone else looks on every step.
+	if !leased {
+		rec, err := e.loadRecord(ctx, f.p.ID)
+		if err != nil {
+			e.logger.Warn("login: reading the outcome", zap.String("login", f.p.ID), zap.Error(err))
+			return time.Second
+		}
+		if rec != nil {
+			f.finish(rec, false)
+			return -1
+		}
 	}
 	if now.After(f.p.Expires.Add(expiryGrace)) {
 		f.cancelAtProvider()
@@ -300,22 +312,26 @@ func (f *flight) closeDoneLocked() {
 	}
 }
 
+// leaseTTL is how long a lease lives unless renewed. It outlives a poll
+// that takes its whole call timeout by two intervals, and is at least
+// 30 s, so that renewing it (a store write) is rare: an instance that dies
+// holding a lease delays its login's polling by at most this long.
 func (f *flight) leaseTTL() time.Duration {
-	return max(3*f.src.Interval, f.src.CallTimeout+f.src.Interval)
+	return max(3*f.src.Interval, f.src.CallTimeout+2*f.src.Interval, 30*time.Second)
 }
 
 // holdLease takes or renews the login's lease: set-if-absent with a time
-// to live, renewed while held. Renewal reads the value first; the lease
-// could change hands between the read and the write only if it had
-// expired, which a holder renewing at a third of its life never lets
-// happen unless it stalls.
+// to live, renewed while held, at half its life. Renewal reads the value
+// first; the lease could change hands between the read and the write only
+// if it had expired, which a holder renewing at half its life never lets
+// happen unless it stalls for as long.
 func (f *flight) holdLease(ctx context.Context, now time.Time) bool {
 	s, key, ttl := f.e.store, leaseKey(f.p.ID), f.leaseTTL()
 	f.mu.Lock()
 	leased, renewed := f.leased, f.renewedAt
 	f.mu.Unlock()
 	if leased {
-		if now.Sub(renewed) < ttl/3 {
+		if now.Sub(renewed) < ttl/2 {
 			return true
 		}
 		v, err := s.Get(ctx, key)

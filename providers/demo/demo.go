@@ -146,10 +146,12 @@ func (p *provider) Info() providers.Info {
 }
 
 // PollInterval implements providers.Poller.
-// PollInterval is the fallback between two polls: an Approve or Decline on
-// this instance nudges the login's poller at once (Announce), and with a
-// store that notifies (Redis) so does one on another instance.
-func (p *provider) PollInterval() time.Duration { return 2 * time.Second }
+// PollInterval is only the fallback between two polls: an Approve or
+// Decline nudges the login's poller at once (Announce), on this instance
+// and, with a store that notifies (Redis), on the others. Only a decision
+// on another instance sharing Caddy storage waits for it. Polling less
+// often keeps thousands of pending demo logins from costing CPU.
+func (p *provider) PollInterval() time.Duration { return 10 * time.Second }
 
 // Announce implements providers.Announcer: the wallet tells the module of
 // a decision as soon as it is recorded.
