@@ -25,14 +25,11 @@ type sealer struct {
 }
 
 func newSealer(ctx context.Context, s store.Store) (*sealer, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("idv: seal key: %w", err)
-	}
-	if _, err := s.SetIfAbsent(ctx, sealKey, key, 0); err != nil {
-		return nil, fmt.Errorf("idv: seal key: %w", err)
-	}
-	key, err := s.Get(ctx, sealKey)
+	key, err := store.LoadOrCreate(ctx, s, sealKey, func() ([]byte, error) {
+		key := make([]byte, 32)
+		_, err := rand.Read(key)
+		return key, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("idv: seal key: %w", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 
 	"github.com/caddy-idv/caddy-idv/store"
@@ -19,18 +18,11 @@ const SubjectSecretKey = "keys/subject"
 // LoadSecret returns 32 random bytes kept under key in the shared store,
 // created once, so that keyed hashes agree across every instance.
 func LoadSecret(ctx context.Context, s store.Store, key string) ([]byte, error) {
-	raw, err := s.Get(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
+	raw, err := store.LoadOrCreate(ctx, s, key, func() ([]byte, error) {
 		fresh := make([]byte, 32)
-		if _, err := rand.Read(fresh); err != nil {
-			return nil, fmt.Errorf("providers: generate secret: %w", err)
-		}
-		if _, err := s.SetIfAbsent(ctx, key, fresh, 0); err != nil {
-			return nil, fmt.Errorf("providers: save secret: %w", err)
-		}
-		// Whoever won the race, everyone uses the stored secret.
-		raw, err = s.Get(ctx, key)
-	}
+		_, err := rand.Read(fresh)
+		return fresh, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("providers: load secret: %w", err)
 	}

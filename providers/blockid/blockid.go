@@ -281,7 +281,7 @@ func (p *provider) finish(ctx context.Context, login providers.Login, st state, 
 	}
 	// One answer, one login: across instances, only the first poll that
 	// gets here may complete.
-	first, err := onekosmos.Consume(ctx, p.env.Store, p.consumedKey(st.SessionID), consumedTTL)
+	first, err := store.Consume(ctx, p.env.Store, p.consumedKey(st.SessionID), consumedTTL)
 	if err != nil {
 		return nil, fmt.Errorf("blockid: poll session: %w", err)
 	}

@@ -272,22 +272,13 @@ func (p *provider) sign(id, user string, sameDevice bool) (string, error) {
 // the store and created once.
 func loadKey(ctx context.Context, s store.Store) (*ecdsa.PrivateKey, error) {
 	const k = "demo/key"
-	raw, err := s.Get(ctx, k)
-	if errors.Is(err, store.ErrNotFound) {
-		priv, gerr := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if gerr != nil {
-			return nil, fmt.Errorf("demo: generate key: %w", gerr)
+	raw, err := store.LoadOrCreate(ctx, s, k, func() ([]byte, error) {
+		priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
 		}
-		der, merr := x509.MarshalECPrivateKey(priv)
-		if merr != nil {
-			return nil, fmt.Errorf("demo: encode key: %w", merr)
-		}
-		if _, err := s.SetIfAbsent(ctx, k, der, 0); err != nil {
-			return nil, fmt.Errorf("demo: save key: %w", err)
-		}
-		// Whoever won the race, everyone uses the stored key.
-		raw, err = s.Get(ctx, k)
-	}
+		return x509.MarshalECPrivateKey(priv)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("demo: load key: %w", err)
 	}

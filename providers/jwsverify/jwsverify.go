@@ -139,7 +139,7 @@ func (v *Validator) Validate(ctx context.Context, compact, sessionID string) (jw
 	if ttl < time.Second {
 		ttl = time.Second
 	}
-	first, err := v.Store.SetIfAbsent(ctx, ConsumedKey(v.Namespace, jti), []byte{1}, ttl)
+	first, err := store.Consume(ctx, v.Store, ConsumedKey(v.Namespace, jti), ttl)
 	if err != nil {
 		return nil, fmt.Errorf("jwsverify: consume jti: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/providers/jwsverify"
+	"github.com/caddy-idv/caddy-idv/store"
 )
 
 // maxAnswerSize bounds a gateway answer: a certificate and a few fields,
@@ -326,7 +327,7 @@ func (p *provider) complete(ctx context.Context, login providers.Login, st *stat
 	}
 	// The gateway may repeat "ok" for a token; one token logs in once, on
 	// every instance sharing the store.
-	first, err := p.env.Store.SetIfAbsent(ctx, jwsverify.ConsumedKey(Kind, st.Token), []byte{1}, p.lifetime+10*time.Minute)
+	first, err := store.Consume(ctx, p.env.Store, jwsverify.ConsumedKey(Kind, st.Token), p.lifetime+10*time.Minute)
 	if err != nil {
 		// The store is down: try again on the next poll, fail closed now.
 		return nil, fmt.Errorf("marksign: consume token: %w", err)

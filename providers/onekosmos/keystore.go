@@ -2,9 +2,7 @@ package onekosmos
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/caddy-idv/caddy-idv/store"
 )
@@ -14,18 +12,13 @@ import (
 // the BlockID phone encrypts its answer to the public key registered when
 // the session was created, and any instance may be the one that polls.
 func LoadKeyPair(ctx context.Context, s store.Store, key string) (*KeyPair, error) {
-	raw, err := s.Get(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		kp, gerr := GenerateKey()
-		if gerr != nil {
-			return nil, gerr
+	raw, err := store.LoadOrCreate(ctx, s, key, func() ([]byte, error) {
+		kp, err := GenerateKey()
+		if err != nil {
+			return nil, err
 		}
-		if _, err := s.SetIfAbsent(ctx, key, []byte(kp.PrivateBase64()), 0); err != nil {
-			return nil, fmt.Errorf("onekosmos: save key pair: %w", err)
-		}
-		// Whoever won the race, everyone uses the stored key.
-		raw, err = s.Get(ctx, key)
-	}
+		return []byte(kp.PrivateBase64()), nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("onekosmos: load key pair: %w", err)
 	}
@@ -48,14 +41,4 @@ func StoreName(name string) string {
 		}
 	}
 	return string(out)
-}
-
-// Consume marks a one-time value as used and reports whether this call was
-// the first, across every instance sharing the store.
-func Consume(ctx context.Context, s store.Store, key string, ttl time.Duration) (bool, error) {
-	first, err := s.SetIfAbsent(ctx, key, []byte{1}, ttl)
-	if err != nil {
-		return false, fmt.Errorf("onekosmos: consume: %w", err)
-	}
-	return first, nil
 }

@@ -118,7 +118,7 @@ func OpenTenant(kind string, t TenantOptions, common *providers.Common, env prov
 	}
 	license, err := ResolveSecret("license_key", t.LicenseKey)
 	if err != nil {
-		return nil, fmt.Errorf("provider %s: %w", kind, err)
+		return nil, err // the module names the provider
 	}
 	name := env.Name
 	if name == "" {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/providers/onekosmos"
+	"github.com/caddy-idv/caddy-idv/store"
 )
 
 // DefaultClaims are the claims put into tokens when `claims` is not set.
@@ -371,7 +372,7 @@ func (p *provider) success(ctx context.Context, login providers.Login, st state,
 	if p.selfie && !selfie {
 		return reject("selfie checks missing", "The verification did not include the required selfie.")
 	}
-	first, err := onekosmos.Consume(ctx, p.env.Store, p.consumedKey(st.SessionID), consumedTTL)
+	first, err := store.Consume(ctx, p.env.Store, p.consumedKey(st.SessionID), consumedTTL)
 	if err != nil {
 		return nil, fmt.Errorf("onekosmos_idv: poll session: %w", err)
 	}
