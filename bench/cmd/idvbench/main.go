@@ -174,8 +174,14 @@ func (s *server) cpuSeconds() float64 {
 	return (ut + st) / 100 // USER_HZ
 }
 
-// rssMiB is the process's resident memory.
+// rssMiB is the process's resident memory, after a garbage collection (the
+// admin endpoint's heap profile with gc=1), so that garbage not yet
+// collected does not count.
 func (s *server) rssMiB() float64 {
+	if resp, err := http.Get(s.admin + "/debug/pprof/heap?gc=1"); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.pid()))
 	if err != nil {
 		fail(err)
