@@ -122,7 +122,7 @@ func (p *Provider) mint(c *client, g *grant, withNonce bool) (*issued, error) {
 	if withNonce {
 		nonce = g.Nonce
 	}
-	idToken, err := p.tokens.IssueID(tg, nonce, accessToken, IDTokenLifetime)
+	idToken, err := p.tokens.IssueID(tg, nonce, accessToken, IDTokenLifetime, token.ES256)
 	if err != nil {
 		return nil, fmt.Errorf("oidc: id token: %w", err)
 	}
