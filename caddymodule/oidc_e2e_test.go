@@ -28,6 +28,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 		}
 		oidc {
 			issuer `+issuer+`
+			refresh_reuse_grace off
 			client app {
 				secret {env.APP_SECRET}
 				redirect_uri `+rp+`/callback
@@ -39,7 +40,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 		}
 	}
 	respond "idp"
-`, e2e.Options{Port: port, Env: []string{"APP_SECRET=s3cret-value"}})
+`, e2e.Options{Port: port, Env: []string{"APP_SECRET=s3cret-value-0123456789"}})
 
 	ctx := context.Background()
 	provider, err := oidc.NewProvider(ctx, issuer)
@@ -47,7 +48,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 		t.Fatalf("discovery: %v", err)
 	}
 	conf := &oauth2.Config{
-		ClientID: "app", ClientSecret: "s3cret-value", RedirectURL: rp + "/callback",
+		ClientID: "app", ClientSecret: "s3cret-value-0123456789", RedirectURL: rp + "/callback",
 		Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "profile", oidc.ScopeOfflineAccess},
 	}
 	verifier := provider.Verifier(&oidc.Config{ClientID: "app"})
@@ -116,7 +117,8 @@ func TestOIDCRelyingParty(t *testing.T) {
 		t.Fatalf("tampered trusted token on B: %d", st)
 	}
 
-	// Refresh rotates; the old refresh token is then refused.
+	// Refresh rotates; the old refresh token is then refused (this
+	// instance has no reuse grace).
 	newTok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if err != nil || newTok.RefreshToken == "" || newTok.RefreshToken == tok.RefreshToken {
 		t.Fatalf("refresh: %v", err)
