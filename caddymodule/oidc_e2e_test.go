@@ -168,6 +168,14 @@ func TestOIDCRelyingParty(t *testing.T) {
 func authorize(t *testing.T, idp *e2e.Instance, b *e2e.Browser, conf *oauth2.Config, state, nonce, verifier string) string {
 	t.Helper()
 	authURL := conf.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
+	return authorizeURL(t, idp, b, authURL, conf.RedirectURL, state)
+}
+
+// authorizeURL runs the browser part of the code flow for an authorization
+// request URL that a relying party built, and returns the code it gets back
+// at redirectURL.
+func authorizeURL(t *testing.T, idp *e2e.Instance, b *e2e.Browser, authURL, redirectURL, state string) string {
+	t.Helper()
 	st, hdr, body := b.Do(t, http.MethodGet, authURL, nil, map[string]string{"Accept": "text/html"})
 	if st != http.StatusFound {
 		t.Fatalf("authorize: %d %s", st, body)
@@ -187,7 +195,7 @@ func authorize(t *testing.T, idp *e2e.Instance, b *e2e.Browser, conf *oauth2.Con
 		}
 		loc, _ = url.Parse(hdr.Get("Location"))
 	}
-	if !strings.HasPrefix(loc.String(), conf.RedirectURL+"?") || loc.Query().Get("state") != state || loc.Query().Get("code") == "" {
+	if !strings.HasPrefix(loc.String(), redirectURL+"?") || loc.Query().Get("state") != state || loc.Query().Get("code") == "" {
 		t.Fatalf("redirect to client: %s", loc)
 	}
 	return loc.Query().Get("code")
