@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -455,6 +456,23 @@ func TestFinding9ClientAuthenticationFailuresLimitedAndLogged(t *testing.T) {
 	e.clock.Advance(2 * time.Minute)
 	if st, _ := bad("web", webSecret); st != http.StatusBadRequest {
 		t.Errorf("after the window: %d", st)
+	}
+}
+
+// Finding 10: the README's oauth2-proxy advice names the current options.
+func TestFinding10ReadmeOAuth2ProxyAdvice(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, want := range []string{"oidc_email_claim", "offline_access", "cookie_refresh", "insecure_oidc_allow_unverified_email", "backend_logout_url"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README does not mention %s", want)
+		}
+	}
+	if strings.Contains(readme, `user_id_claim = "sub"`) {
+		t.Error("README recommends the deprecated user_id_claim")
 	}
 }
 
