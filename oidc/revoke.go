@@ -23,7 +23,7 @@ func (p *Provider) readTokenParam(w http.ResponseWriter, r *http.Request, endpoi
 	if terr != nil {
 		return nil, "", terr
 	}
-	if terr := checkForm(form); terr != nil {
+	if terr := checkForm(form, "token"); terr != nil {
 		return nil, "", terr
 	}
 	a, terr := parseClientAuth(form, r.Header.Get("Authorization"))

@@ -120,6 +120,22 @@ func (p *Provider) sessionClients(ctx context.Context, sid string) ([]sessionCli
 	return out, nil
 }
 
+// endedBefore reports whether a session whose end is recorded needs
+// nothing more: its id is still revoked here, or it ended longer ago than
+// any of its session or access tokens live. Otherwise (the first EndSession
+// recorded the end but failed to revoke) the revocations are made again.
+func (p *Provider) endedBefore(ctx context.Context, sid string, now time.Time) bool {
+	if p.revocations.Revoked(sid) {
+		return true
+	}
+	raw, err := p.store.Get(ctx, endedKey(sid))
+	if err != nil {
+		return false
+	}
+	at, err := time.Parse(time.RFC3339, string(raw))
+	return err == nil && now.Sub(at) > p.sessionLifetime+time.Minute
+}
+
 // sessionEnded reports whether session sid was ended (EndSession).
 func (p *Provider) sessionEnded(ctx context.Context, sid string) (bool, error) {
 	_, err := p.store.Get(ctx, endedKey(sid))
@@ -187,16 +203,21 @@ func (p *Provider) EndSession(ctx context.Context, sid string) error {
 		return errors.New("oidc: end session: invalid session id")
 	}
 	now := p.now()
-	var errs []error
-	if err := p.revocations.Revoke(ctx, sid, now.Add(p.sessionLifetime+time.Minute)); err != nil {
-		errs = append(errs, err)
-	}
 	// The end is recorded before the clients are listed; a code exchange
 	// records its client before it reads the end (exchangeCode), so one of
 	// the two always sees the other.
 	first, err := p.store.SetIfAbsent(ctx, endedKey(sid), []byte(now.UTC().Format(time.RFC3339)), endedFor)
 	if err != nil {
 		return fmt.Errorf("oidc: end session: %w", err)
+	}
+	if !first && p.endedBefore(ctx, sid, now) {
+		// Ended already, and its revocation still holds or is no longer
+		// needed: a hint presented again (or old) costs no store writes.
+		return nil
+	}
+	var errs []error
+	if err := p.revocations.Revoke(ctx, sid, now.Add(p.sessionLifetime+time.Minute)); err != nil {
+		errs = append(errs, err)
 	}
 	clients, err := p.sessionClients(ctx, sid)
 	if err != nil {

@@ -76,12 +76,15 @@ type tokenRequest struct {
 
 // checkForm refuses repeated and oversized parameters (RFC 6749 §3.2:
 // "Request and response parameters MUST NOT be included more than once").
-func checkForm(form url.Values) *tokenError {
+// Parameters named in long may be as long as a whole body (a JWT access
+// token at the revocation and introspection endpoints); every other one is
+// at most maxParam.
+func checkForm(form url.Values, long ...string) *tokenError {
 	for name, vals := range form {
 		if len(vals) > 1 {
 			return errInvalidRequest(name + " is repeated")
 		}
-		if len(vals[0]) > maxParam {
+		if len(vals[0]) > maxParam && !slices.Contains(long, name) {
 			return errInvalidRequest(name + " is too long")
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/providers/demo"
 	"github.com/caddy-idv/caddy-idv/store"
@@ -123,5 +125,59 @@ func TestOIDCSecretEmptyAfterPlaceholdersRefusesToStart(t *testing.T) {
 	t.Cleanup(func() { _ = h.Cleanup() })
 	if err == nil || !strings.Contains(err.Error(), `client "app"`) || !strings.Contains(err.Error(), "secret") {
 		t.Fatalf("setup with an empty secret: %v", err)
+	}
+}
+
+// The oidc block's options of issue 10, and the mistakes in them, each
+// reported at its line.
+func TestOIDCCaddyfileOptions(t *testing.T) {
+	parse := func(block string) (*Handler, error) {
+		h := &Handler{}
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("idv {\n\tprovider demo\n\toidc {\n\t\tissuer https://sso.example.com\n" + block + "\n\t}\n}"))
+		return h, err
+	}
+	h, err := parse(`
+		refresh_reuse_grace 30s
+		client app {
+			name Example App
+			secret 0123456789abcdef
+			redirect_uri https://app.example.com/cb
+			backchannel_logout_uri https://app.example.com/bcl?x=1
+			id_token_signed_response_alg ES256
+		}
+		client cli {
+			secret {env.CLI_SECRET}
+			redirect_uri http://127.0.0.1/cb
+		}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := h.OIDC.Clients[0]
+	if c.Name != "Example App" || c.BackchannelLogoutURI != "https://app.example.com/bcl?x=1" || c.IDTokenSignedResponseAlg != "ES256" ||
+		h.OIDC.RefreshReuseGrace == nil || time.Duration(*h.OIDC.RefreshReuseGrace) != 30*time.Second {
+		t.Errorf("parsed %+v grace %v", c, h.OIDC.RefreshReuseGrace)
+	}
+	raw, _ := json.Marshal(h.OIDC)
+	for _, want := range []string{`"refresh_reuse_grace":30000000000`, `"name":"Example App"`, `"backchannel_logout_uri":`, `"id_token_signed_response_alg":"ES256"`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("JSON %s lacks %s", raw, want)
+		}
+	}
+	if h, err := parse("refresh_reuse_grace off\nclient a {\nredirect_uri https://a.example/cb\n}"); err != nil || *h.OIDC.RefreshReuseGrace != 0 {
+		t.Errorf("refresh_reuse_grace off: %v", err)
+	}
+	for name, tc := range map[string]struct{ block, want string }{
+		"short secret":         {"client a {\nredirect_uri https://a.example/cb\nsecret abc\n}", `oidc client "a": secret is 3 characters; use at least 16`},
+		"HS256":                {"client a {\nredirect_uri https://a.example/cb\nid_token_signed_response_alg HS256\n}", `id_token_signed_response_alg "HS256" must be RS256 or ES256`},
+		"http back-channel":    {"client a {\nredirect_uri https://a.example/cb\nbackchannel_logout_uri http://a.example/bcl\n}", "backchannel_logout_uri"},
+		"back-channel with #":  {"client a {\nredirect_uri https://a.example/cb\nbackchannel_logout_uri https://a.example/bcl#x\n}", "backchannel_logout_uri"},
+		"long grace":           {"refresh_reuse_grace 1h", "refresh_reuse_grace"},
+		"negative grace":       {"refresh_reuse_grace -1s", "refresh_reuse_grace"},
+		"grace not a duration": {"refresh_reuse_grace soon", "refresh_reuse_grace"},
+		"name without a value": {"client a {\nredirect_uri https://a.example/cb\nname\n}", "wrong argument count"},
+	} {
+		if _, err := parse(tc.block); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
 	}
 }
