@@ -86,6 +86,7 @@ func TestAdaptErrors(t *testing.T) {
 		"http-issuer":               {5, `must use https (http is allowed only for localhost and 127.0.0.1)`},
 		"client-without-redirect":   {8, `oidc client "app": needs at least one redirect_uri`},
 		"duplicate-client":          {9, `oidc client "app": defined twice`},
+		"short-client-secret":       {8, `oidc client "app": secret is 5 characters; use at least 16`},
 		"bad-site":                  {4, `site: "https://app.example.com/path": want only scheme://host[:port]`},
 		"bad-require-option":        {5, `require: unknown option "from" (known: issuer)`},
 	}

@@ -316,36 +316,6 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 	return nil
 }
 
-// openOIDC starts the OpenID Connect provider on the module's keys, store
-// and sessions. Client secrets may be placeholders ({env.NAME}).
-func (h *Handler) openOIDC() error {
-	repl := caddy.NewReplacer()
-	cfg := oidc.Config{Issuer: h.OIDC.Issuer}
-	for _, c := range h.OIDC.Clients {
-		cfg.Clients = append(cfg.Clients, oidc.Client{
-			ID:                     c.ID,
-			Secret:                 repl.ReplaceKnown(c.Secret, ""),
-			RedirectURIs:           c.RedirectURIs,
-			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-			Subject:                c.Subject,
-		})
-	}
-	p, err := oidc.New(cfg, oidc.Options{
-		Tokens:      h.tokens,
-		Store:       h.store,
-		Revocations: h.revoked,
-		Host:        oidcHost{h},
-		Prefix:      h.Prefix,
-		Now:         h.now,
-		Logger:      h.logger.Named("oidc"),
-	})
-	if err != nil {
-		return fmt.Errorf("idv: %w", err)
-	}
-	h.oidc = p
-	return nil
-}
-
 func (h *Handler) background(ctx context.Context, keys *token.Keyring) {
 	h.wg.Add(2)
 	go func() {
@@ -392,6 +362,9 @@ func (h *Handler) Cleanup() error {
 	}
 	if h.wg != nil {
 		h.wg.Wait()
+	}
+	if h.oidc != nil {
+		_ = h.oidc.Close() // stops back-channel logout deliveries
 	}
 	if h.closeStore != nil {
 		if err := h.closeStore(); err != nil {

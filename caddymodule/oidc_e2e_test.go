@@ -28,6 +28,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 		}
 		oidc {
 			issuer `+issuer+`
+			refresh_reuse_grace off
 			client app {
 				secret {env.APP_SECRET}
 				redirect_uri `+rp+`/callback
@@ -39,7 +40,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 		}
 	}
 	respond "idp"
-`, e2e.Options{Port: port, Env: []string{"APP_SECRET=s3cret-value"}})
+`, e2e.Options{Port: port, Env: []string{"APP_SECRET=s3cret-value-0123456789"}})
 
 	ctx := context.Background()
 	provider, err := oidc.NewProvider(ctx, issuer)
@@ -47,7 +48,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 		t.Fatalf("discovery: %v", err)
 	}
 	conf := &oauth2.Config{
-		ClientID: "app", ClientSecret: "s3cret-value", RedirectURL: rp + "/callback",
+		ClientID: "app", ClientSecret: "s3cret-value-0123456789", RedirectURL: rp + "/callback",
 		Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "profile", oidc.ScopeOfflineAccess},
 	}
 	verifier := provider.Verifier(&oidc.Config{ClientID: "app"})
@@ -116,7 +117,8 @@ func TestOIDCRelyingParty(t *testing.T) {
 		t.Fatalf("tampered trusted token on B: %d", st)
 	}
 
-	// Refresh rotates; the old refresh token is then refused.
+	// Refresh rotates; the old refresh token is then refused (this
+	// instance has no reuse grace).
 	newTok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if err != nil || newTok.RefreshToken == "" || newTok.RefreshToken == tok.RefreshToken {
 		t.Fatalf("refresh: %v", err)
@@ -166,6 +168,14 @@ func TestOIDCRelyingParty(t *testing.T) {
 func authorize(t *testing.T, idp *e2e.Instance, b *e2e.Browser, conf *oauth2.Config, state, nonce, verifier string) string {
 	t.Helper()
 	authURL := conf.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
+	return authorizeURL(t, idp, b, authURL, conf.RedirectURL, state)
+}
+
+// authorizeURL runs the browser part of the code flow for an authorization
+// request URL that a relying party built, and returns the code it gets back
+// at redirectURL.
+func authorizeURL(t *testing.T, idp *e2e.Instance, b *e2e.Browser, authURL, redirectURL, state string) string {
+	t.Helper()
 	st, hdr, body := b.Do(t, http.MethodGet, authURL, nil, map[string]string{"Accept": "text/html"})
 	if st != http.StatusFound {
 		t.Fatalf("authorize: %d %s", st, body)
@@ -185,7 +195,7 @@ func authorize(t *testing.T, idp *e2e.Instance, b *e2e.Browser, conf *oauth2.Con
 		}
 		loc, _ = url.Parse(hdr.Get("Location"))
 	}
-	if !strings.HasPrefix(loc.String(), conf.RedirectURL+"?") || loc.Query().Get("state") != state || loc.Query().Get("code") == "" {
+	if !strings.HasPrefix(loc.String(), redirectURL+"?") || loc.Query().Get("state") != state || loc.Query().Get("code") == "" {
 		t.Fatalf("redirect to client: %s", loc)
 	}
 	return loc.Query().Get("code")

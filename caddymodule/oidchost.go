@@ -56,6 +56,16 @@ func (o oidcHost) ProviderForACR(acr string) (string, bool) {
 	return "", false
 }
 
+// ACRValues are the acr values ProviderForACR maps: each provider's name and
+// urn:caddy-idv:<kind>.
+func (o oidcHost) ACRValues() []string {
+	var out []string
+	for _, p := range o.h.providers {
+		out = append(out, p.name, "urn:caddy-idv:"+p.info.Kind)
+	}
+	return out
+}
+
 // RenderError shows the module's error page.
 func (o oidcHost) RenderError(w http.ResponseWriter, r *http.Request, status int, message string) {
 	o.h.renderPage(w, r, status, "error", templates.Error{
@@ -68,10 +78,13 @@ func (o oidcHost) RenderError(w http.ResponseWriter, r *http.Request, status int
 
 // endSession revokes the session r carries (cookie or bearer), so it is
 // refused at once here and within seconds on every instance sharing the
-// store, and clears the session cookie. When the store cannot record the
-// revocation, the session is still refused here and its cookie cleared, and
-// the error tells the caller to ask the person to try again, so that the
-// other instances learn of it too.
+// store, and clears the session cookie. With an OpenID Connect provider, it
+// also ends every token the provider issued from the session, refresh
+// tokens included, and sends back-channel logout tokens (oidc.Provider
+// EndSession). When the store cannot record the revocation, the session is
+// still refused here and its cookie cleared, and the error tells the caller
+// to ask the person to try again, so that the other instances learn of it
+// too.
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) error {
 	h.clearSessionCookie(w, r)
 	sess, cookie, err := h.session(r)
@@ -87,6 +100,12 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) error {
 	if err := h.revoked.Revoke(r.Context(), sess.SID, sess.Expiry.Add(time.Minute)); err != nil {
 		h.logger.Error("ending session: recording the revocation", zap.Error(err))
 		return err
+	}
+	if h.oidc != nil {
+		if err := h.oidc.EndSession(r.Context(), sess.SID); err != nil {
+			h.logger.Error("ending session: ending its OpenID Connect tokens", zap.Error(err))
+			return err
+		}
 	}
 	return nil
 }

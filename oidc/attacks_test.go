@@ -323,6 +323,16 @@ func TestConfigValidate(t *testing.T) {
 		{"javascript redirect", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: []string{"javascript:alert(1)"}}}}, "redirect_uri"},
 		{"bad logout uri", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: ok.RedirectURIs, PostLogoutRedirectURIs: []string{"http://app.example/"}}}}, "post_logout_redirect_uri"},
 		{"bad subject", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: ok.RedirectURIs, Subject: "random"}}}, "subject"},
+		{"short secret", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: ok.RedirectURIs, Secret: "s"}}}, `client "a": secret is 1 characters; use at least 16`},
+		{"16-character secret", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: ok.RedirectURIs, Secret: "0123456789abcdef"}}}, ""},
+		{"ES256 ID tokens", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: ok.RedirectURIs, IDTokenAlg: "ES256"}}}, ""},
+		{"HS256 ID tokens", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: ok.RedirectURIs, IDTokenAlg: "HS256"}}}, "id_token_signed_response_alg"},
+		{"none ID tokens", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: ok.RedirectURIs, IDTokenAlg: "none"}}}, "id_token_signed_response_alg"},
+		{"backchannel uri", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: ok.RedirectURIs, BackchannelLogoutURI: "https://app.example/bcl?x=1"}}}, ""},
+		{"http backchannel uri", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: ok.RedirectURIs, BackchannelLogoutURI: "http://app.example/bcl"}}}, "backchannel_logout_uri"},
+		{"backchannel uri with fragment", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: ok.RedirectURIs, BackchannelLogoutURI: "https://app.example/bcl#x"}}}, "backchannel_logout_uri"},
+		{"relative backchannel uri", oidc.Config{Issuer: "https://id.example", Clients: []oidc.Client{{ID: "a", RedirectURIs: ok.RedirectURIs, BackchannelLogoutURI: "/bcl"}}}, "backchannel_logout_uri"},
+		{"long refresh grace", oidc.Config{Issuer: "https://id.example", RefreshReuseGrace: time.Hour}, "refresh_reuse_grace"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

@@ -77,7 +77,7 @@ func parseAuthorize(v url.Values, clients map[string]*client) (*authzRequest, *c
 	if req.ClientID == "" || c == nil {
 		return nil, nil, page("unknown client_id")
 	}
-	if req.RedirectURI == "" || !c.redirects[req.RedirectURI] {
+	if req.RedirectURI == "" || !c.redirectAllowed(req.RedirectURI) {
 		return nil, c, page("redirect_uri is not registered for this client")
 	}
 	// From here on, errors go back to the client's redirect_uri.
@@ -105,6 +105,11 @@ func parseAuthorize(v url.Values, clients map[string]*client) (*authzRequest, *c
 		return bad("request_uri_not_supported", "request_uri is not supported")
 	}
 	req.ResponseType = v.Get("response_type")
+	if req.ResponseType == "" {
+		// RFC 6749 §4.1.2.1: a missing required parameter is
+		// invalid_request; unsupported_response_type is for a value.
+		return bad("invalid_request", "response_type is missing")
+	}
 	if req.ResponseType != "code" {
 		return bad("unsupported_response_type", "only response_type=code is supported")
 	}
@@ -349,7 +354,7 @@ func (p *Provider) issueCode(ctx context.Context, req *authzRequest, c *client, 
 	g.RedirectURI = req.RedirectURI
 	g.Challenge = req.Challenge
 	g.Nonce = req.Nonce
-	for _, s := range []string{scopeOpenID, scopeProfile, scopeEmail, scopeOffline} {
+	for _, s := range knownScopes {
 		if slices.Contains(req.Scope, s) {
 			g.Scope = append(g.Scope, s)
 		}

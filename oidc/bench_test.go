@@ -10,10 +10,24 @@ import (
 )
 
 // BenchmarkCodeExchange measures code exchanges at the token endpoint
-// (authenticate, consume the code, sign an access and an ID token) through
-// ServeHTTP. Codes are created outside the timer.
+// (authenticate, consume the code, record the client of the session, sign
+// an ES256 access token and an ID token) through ServeHTTP, with an RS256
+// ID token (the default) and with an ES256 one. Codes are created outside
+// the timer.
 func BenchmarkCodeExchange(b *testing.B) {
-	e := newEnv(b)
+	for _, alg := range []string{"RS256", "ES256"} {
+		b.Run(alg, func(b *testing.B) { benchmarkCodeExchange(b, alg) })
+	}
+}
+
+func benchmarkCodeExchange(b *testing.B, alg string) {
+	e := newEnvWith(b, func(o *optionsHook) {
+		for i := range o.cfg.Clients {
+			if o.cfg.Clients[i].ID == "spa" {
+				o.cfg.Clients[i].IDTokenAlg = alg
+			}
+		}
+	})
 	e.login(time.Minute, "demo")
 	forms := make([]string, b.N)
 	for i := range forms {

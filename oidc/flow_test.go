@@ -12,6 +12,8 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/caddy-idv/caddy-idv/oidc"
 )
 
 // rp is a real relying party: go-oidc and x/oauth2 against the provider.
@@ -106,7 +108,7 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 		"response_types": {meta.ResponseTypes, {"code"}},
 		"grant_types":    {meta.GrantTypes, {"authorization_code", "refresh_token"}},
 		"subjects":       {meta.Subjects, {"public", "pairwise"}},
-		"algs":           {meta.Algs, {"ES256"}},
+		"algs":           {meta.Algs, {"RS256", "ES256"}},
 		"auth_methods":   {meta.AuthMethods, {"client_secret_basic", "client_secret_post", "none"}},
 		"pkce":           {meta.PKCE, {"S256"}},
 		"scopes":         {meta.Scopes, {"openid", "profile", "email", "offline_access"}},
@@ -242,11 +244,13 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	if st, _ := e.userinfo(tok2.AccessToken); st != 200 {
 		t.Fatalf("userinfo with the refreshed access token: %d", st)
 	}
-	// The old refresh token is refused, and its reuse revokes the family.
+	// Past the reuse grace, the old refresh token is refused, and its reuse
+	// revokes the family.
 	refresh := func(rt string) (int, map[string]any) {
 		st, out, _ := e.tokenReq(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web", "s3cr3t:with/odd+chars")
 		return st, out
 	}
+	e.clock.Advance(oidc.DefaultRefreshReuseGrace + time.Second)
 	if st, out := refresh(rt1); st != 400 || out["error"] != "invalid_grant" {
 		t.Fatalf("reused refresh token: %d %v", st, out)
 	}
@@ -261,16 +265,18 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 func TestRefreshScopeNarrowing(t *testing.T) {
 	e := newEnv(t)
 	e.login(time.Minute, "demo")
-	code := e.codeFor("spa", spaRedirect, "openid profile email offline_access", nil)
+	code := e.codeFor("spa", spaRedirect, "openid email offline_access", nil)
 	st, out := e.exchangeSPA(code)
 	if st != 200 {
 		t.Fatalf("exchange %d %v", st, out)
 	}
+	// A scope the provider does not know is ignored, as at authorize.
 	st, out, _ = e.tokenReq(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {out["refresh_token"].(string)},
-		"client_id": {"spa"}, "scope": {"openid email offline_access"}}, "", "")
-	if st != 200 || out["scope"] != "openid email offline_access" {
+		"client_id": {"spa"}, "scope": {"openid email groups"}}, "", "")
+	if st != 200 || out["scope"] != "openid email" {
 		t.Fatalf("narrowed refresh: %d %v", st, out)
 	}
+	// A known scope that was not granted is refused.
 	st, out, _ = e.tokenReq(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {out["refresh_token"].(string)},
 		"client_id": {"spa"}, "scope": {"openid profile"}}, "", "")
 	if st != 400 || out["error"] != "invalid_scope" {
@@ -278,9 +284,13 @@ func TestRefreshScopeNarrowing(t *testing.T) {
 	}
 }
 
+// A reused code revokes what it issued (RFC 6749 §4.1.2), the refresh
+// family and the access tokens of that grant, and nothing else: whoever saw
+// the code must not be able to log the person out everywhere with it.
 func TestCodeReuseRevokesTokens(t *testing.T) {
 	e := newEnv(t)
 	sess := e.login(time.Minute, "demo")
+	other := e.offlineGrant("web", webSecret, webRedirect)
 	code := e.codeFor("spa", spaRedirect, "openid offline_access", nil)
 	st, first := e.exchangeSPA(code)
 	if st != 200 {
@@ -297,12 +307,15 @@ func TestCodeReuseRevokesTokens(t *testing.T) {
 	if st, _ := e.userinfo(at); st != http.StatusUnauthorized {
 		t.Errorf("userinfo with the first access token after code reuse: %d", st)
 	}
-	if !e.revs.Revoked(sess.SID) {
-		t.Error("session id not revoked")
-	}
 	st, out, _ := e.tokenReq(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first["refresh_token"].(string)}, "client_id": {"spa"}}, "", "")
 	if st != 400 || out["error"] != "invalid_grant" {
 		t.Errorf("refresh token of a reused code: %d %v", st, out)
+	}
+	if e.revs.Revoked(sess.SID) {
+		t.Error("a reused code ended the person's session")
+	}
+	if st, _ := e.userinfo(other["access_token"].(string)); st != 200 {
+		t.Errorf("another grant's access token after code reuse: %d", st)
 	}
 }
 
@@ -410,9 +423,9 @@ func TestPairwiseSubject(t *testing.T) {
 		}
 		return idt.Subject, ui.Subject
 	}
-	a, aui := sub("pw1", "pw1-secret", webRedirect)
-	b, _ := sub("pw2", "pw2-secret", web2Redirect)
-	a2, _ := sub("pw1", "pw1-secret", webRedirect)
+	a, aui := sub("pw1", pw1Secret, webRedirect)
+	b, _ := sub("pw2", pw2Secret, web2Redirect)
+	a2, _ := sub("pw1", pw1Secret, webRedirect)
 	if a == b || a == sess.Subject || b == sess.Subject {
 		t.Errorf("pairwise subs: %q %q (public %q)", a, b, sess.Subject)
 	}

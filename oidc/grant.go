@@ -94,6 +94,27 @@ func scopeClaims(g *grant) map[string]any {
 	return out
 }
 
+// clientSID is the sid that client c sees for session sid: the session's
+// own for a public-subject client; for a pairwise client
+// HMAC-SHA256(secret, "sid" || client_id || sid), cut to 128 bits, stable
+// within the session and different for every client, so that sid cannot
+// join what pairwise subjects keep apart (OpenID Connect Core §8.1,
+// Front-/Back-Channel Logout: sid identifies the session at the OP only as
+// seen by that RP).
+func (p *Provider) clientSID(c *client, sid string) string {
+	if c.Subject != SubjectPairwise {
+		return sid
+	}
+	m := hmac.New(sha256.New, p.pairwise)
+	var n [8]byte
+	m.Write([]byte("sid"))
+	binary.BigEndian.PutUint64(n[:], uint64(len(c.ID)))
+	m.Write(n[:])
+	m.Write([]byte(c.ID))
+	m.Write([]byte(sid))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
 // issued is what one token response carries.
 type issued struct {
 	IDToken     string
@@ -101,20 +122,23 @@ type issued struct {
 	ExpiresIn   int
 }
 
-// mint has token/ sign an access token and an ID token for g, as client c
-// sees them.
-func (p *Provider) mint(c *client, g *grant, withNonce bool) (*issued, error) {
+// mint has token/ sign an access token and an ID token for g with scope,
+// as client c sees them: its subject and sid, and its ID token algorithm.
+func (p *Provider) mint(c *client, g *grant, scope []string, withNonce bool) (*issued, error) {
+	view := *g
+	view.Scope = scope
 	tg := token.Grant{
 		Issuer:   p.issuer,
 		ClientID: c.ID,
 		Subject:  p.subject(c, g.Subject),
-		SID:      g.SID,
+		SID:      p.clientSID(c, g.SID),
+		GrantID:  g.Family,
 		AuthTime: g.AuthTime,
 		ACR:      g.ACR,
 		AMR:      g.AMR,
-		Claims:   scopeClaims(g),
+		Claims:   scopeClaims(&view),
 	}
-	accessToken, err := p.tokens.IssueAccess(tg, strings.Join(g.Scope, " "), AccessTokenLifetime)
+	accessToken, err := p.tokens.IssueAccess(tg, strings.Join(scope, " "), AccessTokenLifetime)
 	if err != nil {
 		return nil, fmt.Errorf("oidc: access token: %w", err)
 	}
@@ -122,7 +146,7 @@ func (p *Provider) mint(c *client, g *grant, withNonce bool) (*issued, error) {
 	if withNonce {
 		nonce = g.Nonce
 	}
-	idToken, err := p.tokens.IssueID(tg, nonce, accessToken, IDTokenLifetime)
+	idToken, err := p.tokens.IssueID(tg, nonce, accessToken, IDTokenLifetime, c.idTokenAlg())
 	if err != nil {
 		return nil, fmt.Errorf("oidc: id token: %w", err)
 	}

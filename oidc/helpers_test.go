@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-idv/caddy-idv/oidc"
 	"github.com/caddy-idv/caddy-idv/store"
 	"github.com/caddy-idv/caddy-idv/token"
@@ -44,6 +46,9 @@ type fakeHost struct {
 	logins   []loginCall
 	ended    []string
 	acr      map[string]string
+	// revoked is the session revocation check, as the module's session
+	// verification makes it.
+	revoked func(sid string) bool
 }
 
 func (h *fakeHost) Session(r *http.Request) *token.Session {
@@ -52,8 +57,12 @@ func (h *fakeHost) Session(r *http.Request) *token.Session {
 		return nil
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.sessions[c.Value]
+	s := h.sessions[c.Value]
+	h.mu.Unlock()
+	if s == nil || h.revoked != nil && h.revoked(s.SID) {
+		return nil
+	}
+	return s
 }
 
 func (h *fakeHost) LoginURL(returnTo, provider string) string {
@@ -85,6 +94,14 @@ func (h *fakeHost) EndSession(w http.ResponseWriter, r *http.Request) error {
 func (h *fakeHost) ProviderForACR(acr string) (string, bool) {
 	p, ok := h.acr[acr]
 	return p, ok
+}
+
+func (h *fakeHost) ACRValues() []string {
+	var out []string
+	for acr := range h.acr {
+		out = append(out, acr)
+	}
+	return out
 }
 
 func (h *fakeHost) RenderError(w http.ResponseWriter, r *http.Request, status int, message string) {
@@ -130,16 +147,33 @@ const (
 	webLogout    = "https://web.example/bye"
 )
 
+const (
+	webSecret = "s3cr3t:with/odd+chars"
+	pw1Secret = "pw1-secret-0123456789"
+	pw2Secret = "pw2-secret-0123456789"
+)
+
 func testClients() []oidc.Client {
 	return []oidc.Client{
-		{ID: "spa", RedirectURIs: []string{spaRedirect}},
-		{ID: "web", Secret: "s3cr3t:with/odd+chars", RedirectURIs: []string{webRedirect, "https://web.example/cb?tenant=1"}, PostLogoutRedirectURIs: []string{webLogout}},
-		{ID: "pw1", Secret: "pw1-secret", RedirectURIs: []string{webRedirect}, Subject: oidc.SubjectPairwise},
-		{ID: "pw2", Secret: "pw2-secret", RedirectURIs: []string{web2Redirect}, Subject: oidc.SubjectPairwise},
+		{ID: "spa", RedirectURIs: []string{spaRedirect, "http://[::1]/native/cb"}},
+		{ID: "web", Secret: webSecret, RedirectURIs: []string{webRedirect, "https://web.example/cb?tenant=1"}, PostLogoutRedirectURIs: []string{webLogout}},
+		{ID: "pw1", Secret: pw1Secret, RedirectURIs: []string{webRedirect}, Subject: oidc.SubjectPairwise},
+		{ID: "pw2", Secret: pw2Secret, RedirectURIs: []string{web2Redirect}, Subject: oidc.SubjectPairwise},
 	}
 }
 
-func newEnv(t testing.TB) *env {
+// optionsHook lets a test change the provider's configuration and options
+// before it is built.
+type optionsHook struct {
+	cfg  *oidc.Config
+	opts *oidc.Options
+	// logger, when set, replaces opts.Logger.
+	logger *zap.Logger
+}
+
+func newEnv(t testing.TB) *env { return newEnvWith(t, nil) }
+
+func newEnvWith(t testing.TB, hook func(*optionsHook)) *env {
 
 	e := &env{t: t, clock: newClock(), host: &fakeHost{sessions: map[string]*token.Session{}, acr: map[string]string{
 		"urn:caddy-idv:mobileid": "mobileid", "high": "mobileid",
@@ -150,6 +184,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	e.revs = store.NewRevocations(e.store, nil, e.clock.Now)
+	e.host.revoked = e.revs.Revoked
 	e.tokens = token.NewService(keys, e.revs.Revoked, e.clock.Now, 0)
 
 	var handler atomic.Pointer[http.Handler]
@@ -158,10 +193,19 @@ func newEnv(t testing.TB) *env {
 	}))
 	t.Cleanup(e.srv.Close)
 	e.issuer = e.srv.URL
-	p, err := oidc.New(oidc.Config{Issuer: e.issuer, Clients: testClients()}, oidc.Options{
+	cfg := oidc.Config{Issuer: e.issuer, Clients: testClients()}
+	opts := oidc.Options{
 		Tokens: e.tokens, Store: e.store, Revocations: e.revs, Host: e.host,
 		Prefix: "/.idv", Now: e.clock.Now, PairwiseSecret: []byte("0123456789abcdef0123456789abcdef"),
-	})
+	}
+	if hook != nil {
+		oh := &optionsHook{cfg: &cfg, opts: &opts}
+		hook(oh)
+		if oh.logger != nil {
+			opts.Logger = oh.logger
+		}
+	}
+	p, err := oidc.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

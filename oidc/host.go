@@ -17,12 +17,18 @@ type Host interface {
 	// not empty, limits the choice to that provider (acr_values).
 	LoginURL(returnTo, provider string) string
 	// EndSession revokes r's caddy-idv session, if any, and clears its
-	// cookie on w (RP-initiated logout ends the caddy-idv session too).
+	// cookie on w (RP-initiated logout ends the caddy-idv session too). The
+	// provider then ends the tokens issued from it (Provider.EndSession);
+	// the host calls Provider.EndSession itself when a session ends
+	// another way (its own logout endpoint).
 	EndSession(w http.ResponseWriter, r *http.Request) error
 	// ProviderForACR maps an acr value to the name of a configured provider
 	// that yields it ("" and false when none does). Providers' acr values
 	// are the ones their sessions carry (for example "urn:caddy-idv:demo").
 	ProviderForACR(acr string) (provider string, ok bool)
+	// ACRValues are the acr values ProviderForACR knows, for discovery's
+	// acr_values_supported.
+	ACRValues() []string
 	// RenderError shows a readable error page (unknown client, unregistered
 	// redirect URI: errors that must never redirect).
 	RenderError(w http.ResponseWriter, r *http.Request, status int, message string)

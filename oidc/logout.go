@@ -45,16 +45,20 @@ type hint struct {
 }
 
 // serveLogout is the end_session_endpoint (OpenID Connect RP-Initiated
-// Logout 1.0). It ends the browser's caddy-idv session, and with it every
-// token issued from that session, then redirects to post_logout_redirect_uri
-// when that URI is registered for the client, echoing state; otherwise it
-// shows a "logged out" page.
+// Logout 1.0). It ends a caddy-idv session, and with it every token issued
+// from it (EndSession), then redirects to post_logout_redirect_uri when
+// that URI is registered for the client, echoing state; otherwise it shows
+// a "logged out" page.
 //
-// An RP may send the browser here from anywhere, so a logout is done at
-// once only when id_token_hint proves the RP holds an ID token of this very
-// session (its sid); otherwise the person confirms with a button (§2:
-// "the OP SHOULD ask the End-User whether to log out"), which only a
-// same-origin POST can press.
+// A valid id_token_hint proves that the caller is a relying party that
+// received tokens in the session it names: that session ends at once,
+// without asking, whether or not a browser with a cookie is there (the
+// relying party's own back channel, such as zitadel's rp.EndSession or
+// oauth2-proxy's backend_logout_url, has none). The browser's own session,
+// when it is another one, ends only when the person confirms with a button
+// (§2: "the OP SHOULD ask the End-User whether to log out"), which only a
+// same-origin POST can press, since an RP may send the browser here from
+// anywhere.
 func (p *Provider) serveLogout(w http.ResponseWriter, r *http.Request) {
 	var v url.Values
 	if r.Method == http.MethodPost {
@@ -100,8 +104,29 @@ func (p *Provider) serveLogout(w http.ResponseWriter, r *http.Request) {
 		redirect = req.RedirectURI
 	}
 
-	if sess := p.host.Session(r); sess != nil {
-		proven := h != nil && h.sid == sess.SID
+	ctx := r.Context()
+	// The browser's session is read before the hinted one is ended, which
+	// may be the same.
+	sess := p.host.Session(r)
+	hinted := ""
+	if h != nil {
+		sid, err := p.hintSession(ctx, h)
+		if err != nil {
+			p.logger.Error("oidc: logout: finding the hint's session failed", zap.Error(err))
+			p.host.RenderError(w, r, http.StatusServiceUnavailable, "The session could not be ended. Try again.")
+			return
+		}
+		hinted = sid
+		if hinted != "" {
+			if err := p.EndSession(ctx, hinted); err != nil {
+				p.logger.Error("oidc: logout: ending the session failed", zap.Error(err))
+				p.host.RenderError(w, r, http.StatusServiceUnavailable, "The session could not be ended. Try again.")
+				return
+			}
+		}
+	}
+	if sess != nil {
+		proven := hinted != "" && hinted == sess.SID
 		confirmed := req.Confirm && r.Method == http.MethodPost && sameOrigin(r, p.origin)
 		if !proven && !confirmed {
 			form := map[string]string{"confirm": "yes"}
@@ -119,13 +144,14 @@ func (p *Provider) serveLogout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := p.host.EndSession(w, r); err != nil {
-			p.logger.Error("oidc: logout: ending the session failed", zap.Error(err))
+			p.logger.Error("oidc: logout: ending the browser's session failed", zap.Error(err))
 			p.host.RenderError(w, r, http.StatusServiceUnavailable, "The session could not be ended. Try again.")
 			return
 		}
-		// Tokens issued from the session end with it, refresh tokens too.
-		if err := p.revocations.Revoke(r.Context(), sess.SID, p.revokeUntil(p.now())); err != nil {
-			p.logger.Warn("oidc: logout: recording the revocation failed", zap.Error(err))
+		if err := p.EndSession(ctx, sess.SID); err != nil {
+			p.logger.Error("oidc: logout: ending the session failed", zap.Error(err))
+			p.host.RenderError(w, r, http.StatusServiceUnavailable, "The session could not be ended. Try again.")
+			return
 		}
 	}
 	if redirect != "" {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -55,10 +56,25 @@ type Options struct {
 	Now func() time.Time
 	// Logger logs without personal data or tokens; a no-op when nil.
 	Logger *zap.Logger
-	// PairwiseSecret keys pairwise subjects. When empty and a client uses
-	// pairwise subjects, New reads (or creates) one in Store, so that every
-	// instance sharing the store computes the same subjects.
+	// PairwiseSecret keys pairwise subjects and sids. When empty and a
+	// client uses pairwise subjects, New reads (or creates) one in Store,
+	// so that every instance sharing the store computes the same subjects.
 	PairwiseSecret []byte
+	// SessionLifetime is the longest a caddy-idv session token lives; a
+	// session ended without its token in hand (end_session with only an
+	// id_token_hint) is revoked this long. Default 24 hours.
+	SessionLifetime time.Duration
+	// HTTPClient delivers back-channel logout tokens. It must not follow
+	// redirects to other hosts (New makes a copy that follows none).
+	// Default: a client with BackchannelRetry.Timeout.
+	HTTPClient *http.Client
+	// BackchannelRetry is how back-channel logout deliveries are retried;
+	// zero fields take the defaults of DefaultBackchannelRetry.
+	BackchannelRetry RetryPolicy
+	// ClientAddress is the address a request came from, for the limits on
+	// failed client authentication and their log; default the host of
+	// RemoteAddr. The module gives Caddy's client IP (trusted_proxies).
+	ClientAddress func(*http.Request) string
 }
 
 // Provider serves the OpenID Connect endpoints. It is safe for concurrent
@@ -68,16 +84,22 @@ type Provider struct {
 	origin    string // scheme://host of the issuer
 	prefix    string
 	discovery string // path of the discovery document
+	asMeta    string // path of the RFC 8414 metadata
 
 	clients map[string]*client
 
-	tokens      *token.Service
-	store       store.Store
-	revocations *store.Revocations
-	host        Host
-	now         func() time.Time
-	logger      *zap.Logger
-	pairwise    []byte
+	tokens          *token.Service
+	store           store.Store
+	revocations     *store.Revocations
+	host            Host
+	now             func() time.Time
+	logger          *zap.Logger
+	pairwise        []byte
+	grace           time.Duration
+	sessionLifetime time.Duration
+	clientAddress   func(*http.Request) string
+	limiter         *authLimiter
+	backchannel     *backchannel
 
 	discoveryBody []byte
 	discoveryETag string
@@ -92,10 +114,22 @@ type client struct {
 
 func (c *client) public() bool { return c.Secret == "" }
 
+// idTokenAlg is the algorithm of the client's ID and logout tokens.
+func (c *client) idTokenAlg() string {
+	if c.IDTokenAlg == "" {
+		return token.RS256
+	}
+	return c.IDTokenAlg
+}
+
 // pairwiseKey is where a generated pairwise secret lives in the store.
 const pairwiseKey = "oidc/pairwise-secret"
 
-// New validates cfg and returns a provider.
+// DefaultSessionLifetime is Options.SessionLifetime when not set.
+const DefaultSessionLifetime = 24 * time.Hour
+
+// New validates cfg and returns a provider. Close stops its background
+// work (back-channel logout deliveries).
 func New(cfg Config, opts Options) (*Provider, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -115,20 +149,41 @@ func New(cfg Config, opts Options) (*Provider, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
+	if opts.SessionLifetime <= 0 {
+		opts.SessionLifetime = DefaultSessionLifetime
+	}
+	if opts.ClientAddress == nil {
+		opts.ClientAddress = remoteHost
+	}
+	grace := cfg.RefreshReuseGrace
+	switch {
+	case grace == 0:
+		grace = DefaultRefreshReuseGrace
+	case grace < 0:
+		grace = 0
+	}
 	u, _ := url.Parse(cfg.Issuer) // checked by Validate
+	issuerPath := strings.TrimSuffix(u.EscapedPath(), "/")
 	p := &Provider{
-		issuer:      cfg.Issuer,
-		origin:      u.Scheme + "://" + u.Host,
-		prefix:      opts.Prefix,
-		discovery:   strings.TrimSuffix(u.EscapedPath(), "/") + "/.well-known/openid-configuration",
-		clients:     make(map[string]*client, len(cfg.Clients)),
-		tokens:      opts.Tokens,
-		store:       opts.Store,
-		revocations: opts.Revocations,
-		host:        opts.Host,
-		now:         opts.Now,
-		logger:      opts.Logger,
-		pairwise:    opts.PairwiseSecret,
+		issuer: cfg.Issuer,
+		origin: u.Scheme + "://" + u.Host,
+		prefix: opts.Prefix,
+		// OpenID Connect Discovery §4.1 appends the well-known path to
+		// the issuer; RFC 8414 §3.1 inserts it before the issuer's path.
+		discovery:       issuerPath + "/.well-known/openid-configuration",
+		asMeta:          "/.well-known/oauth-authorization-server" + issuerPath,
+		clients:         make(map[string]*client, len(cfg.Clients)),
+		tokens:          opts.Tokens,
+		store:           opts.Store,
+		revocations:     opts.Revocations,
+		host:            opts.Host,
+		now:             opts.Now,
+		logger:          opts.Logger,
+		pairwise:        opts.PairwiseSecret,
+		grace:           grace,
+		sessionLifetime: opts.SessionLifetime,
+		clientAddress:   opts.ClientAddress,
+		limiter:         newAuthLimiter(opts.Now),
 	}
 	needPairwise := false
 	for _, c := range cfg.Clients {
@@ -153,7 +208,25 @@ func New(cfg Config, opts Options) (*Provider, error) {
 	if err := p.buildDiscovery(needPairwise); err != nil {
 		return nil, err
 	}
+	p.backchannel = newBackchannel(opts.HTTPClient, opts.BackchannelRetry, opts.Tokens, opts.Logger)
 	return p, nil
+}
+
+// Close stops the provider's background work: back-channel logout
+// deliveries still being retried are abandoned. The module calls it at
+// Cleanup.
+func (p *Provider) Close() error {
+	p.backchannel.close()
+	return nil
+}
+
+// remoteHost is the host part of r.RemoteAddr.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func loadPairwiseSecret(ctx context.Context, s store.Store) ([]byte, error) {
@@ -181,9 +254,11 @@ func (p *Provider) Issuer() string { return p.issuer }
 func (p *Provider) DiscoveryPath() string { return p.discovery }
 
 // Handles reports whether path (the request's full path) is one the provider
-// serves: the discovery document and everything under Prefix+"/oidc/".
+// serves: the discovery document, the RFC 8414 metadata and everything
+// under Prefix+"/oidc/". The module serves these before its gate, so that
+// relying parties reach them without a session.
 func (p *Provider) Handles(path string) bool {
-	return path == p.discovery || strings.HasPrefix(path, p.prefix+"/oidc/")
+	return path == p.discovery || path == p.asMeta || strings.HasPrefix(path, p.prefix+"/oidc/")
 }
 
 // endpoint is the absolute URL of the endpoint named name.
@@ -195,7 +270,7 @@ func (p *Provider) endpoint(name string) string {
 // a path with Prefix already stripped ("/oidc/token") is accepted too.
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
-	if path == p.discovery {
+	if path == p.discovery || path == p.asMeta {
 		p.only(w, r, p.serveDiscovery, http.MethodGet, http.MethodHead)
 		return
 	}
@@ -211,6 +286,10 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.only(w, r, p.serveJWKS, http.MethodGet, http.MethodHead)
 	case "/oidc/logout":
 		p.only(w, r, p.serveLogout, http.MethodGet, http.MethodPost)
+	case "/oidc/revoke":
+		p.only(w, r, p.serveRevoke, http.MethodPost)
+	case "/oidc/introspect":
+		p.only(w, r, p.serveIntrospect, http.MethodPost)
 	default:
 		writeJSON(w, http.StatusNotFound, oauthError{Code: "not_found", Description: "there is nothing here"})
 	}

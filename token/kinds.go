@@ -11,6 +11,11 @@ package token
 //	session       idv-session+jwt     Sessions.Issue       Sessions.Verify (gate, /me, OIDC authorize and logout)
 //	access token  at+jwt (RFC 9068)   Service.IssueAccess  Service.VerifyAccess (OIDC userinfo, introspection)
 //	ID token      JWT                 Service.IssueID      Service.VerifyIDTokenHint (OIDC end_session)
+//	logout token  logout+jwt          Service.IssueLogout  none here: relying parties (Back-Channel Logout 1.0)
+//
+// Session and access tokens are always ES256. ID and logout tokens are
+// signed with the client's id_token_signed_response_alg, RS256 by default
+// (OpenID Connect Core §15.1, Registration §2) or ES256.
 //
 // Refresh tokens and authorization codes are opaque random strings kept in
 // the store, never JWTs, so no verifier here can mistake them for one.
@@ -20,4 +25,7 @@ const (
 	// TypID is the typ of OpenID Connect ID tokens. "JWT" is what relying
 	// parties expect there; session and access tokens never carry it.
 	TypID = "JWT"
+	// TypLogout is the typ of back-channel logout tokens (OpenID Connect
+	// Back-Channel Logout 1.0 §2.4).
+	TypLogout = "logout+jwt"
 )

@@ -2,7 +2,9 @@ package token
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,11 +28,20 @@ func TestEachVerifierAcceptsOnlyItsKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := f.svc.IssueID(g, "n", access, time.Hour)
-	if err != nil {
-		t.Fatal(err)
+	kinds := map[string]string{"session": session, "access": access}
+	for _, alg := range []string{ES256, RS256} {
+		id, err := f.svc.IssueID(g, "n", access, time.Hour, alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds["id "+alg] = id
+		// A logout token is never accepted here: relying parties verify it.
+		logout, err := f.svc.IssueLogout(Logout{Issuer: site, ClientID: site, Subject: "u1", SID: "s1"}, alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds["logout "+alg] = logout
 	}
-	kinds := map[string]string{"session": session, "access": access, "id": id}
 	verifiers := map[string]func(string) error{
 		"session": func(raw string) error { _, err := f.ss.Verify(ctx, raw); return err },
 		"access":  func(raw string) error { _, err := f.svc.VerifyAccess(ctx, raw, site); return err },
@@ -39,10 +50,10 @@ func TestEachVerifierAcceptsOnlyItsKind(t *testing.T) {
 	for kind, raw := range kinds {
 		for place, verify := range verifiers {
 			err := verify(raw)
-			if kind == place && err != nil {
+			if strings.HasPrefix(kind, place) && err != nil {
 				t.Errorf("%s token at the %s verifier: %v", kind, place, err)
 			}
-			if kind != place && !errors.Is(err, ErrInvalid) {
+			if !strings.HasPrefix(kind, place) && !errors.Is(err, ErrInvalid) {
 				t.Errorf("%s token at the %s verifier: err = %v, want ErrInvalid", kind, place, err)
 			}
 		}
@@ -186,5 +197,34 @@ func TestRenewKeepsSessionAndSlides(t *testing.T) {
 	sess2, err := ss.Verify(context.Background(), r)
 	if err != nil || sess2.SID != sess.SID || sess2.ID == sess.ID {
 		t.Fatalf("renewed session: %+v %v", sess2, err)
+	}
+}
+
+// A logout token has exactly the claims of Back-Channel Logout 1.0 §2.4,
+// typ logout+jwt, and no nonce.
+func TestLogoutTokenClaims(t *testing.T) {
+	f := newFixture(t)
+	raw, err := f.svc.IssueLogout(Logout{Issuer: site, ClientID: "app", Subject: "u1", SID: "s1"}, RS256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.svc.parse(context.Background(), raw, check{typ: TypLogout, algs: []string{RS256}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := f.clk.now().Unix()
+	if c["iss"] != site || c["aud"] != "app" || c["sub"] != "u1" || c["sid"] != "s1" || c["jti"] == "" ||
+		c["iat"] != json.Number(strconv.FormatInt(now, 10)) || c["exp"] != json.Number(strconv.FormatInt(now+120, 10)) {
+		t.Errorf("claims %v", c)
+	}
+	ev, _ := c["events"].(map[string]any)
+	if _, ok := ev[BackchannelLogoutEvent].(map[string]any); !ok || len(ev) != 1 {
+		t.Errorf("events %v", c["events"])
+	}
+	if _, ok := c["nonce"]; ok || len(c) != 8 {
+		t.Errorf("claims %v: want exactly iss aud iat exp jti sub sid events", c)
+	}
+	if _, err := f.svc.IssueLogout(Logout{Issuer: site, ClientID: "app"}, RS256); err == nil {
+		t.Error("a logout token without sub and sid")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
 	"slices"
 	"time"
 
@@ -17,7 +18,13 @@ type Grant struct {
 	Issuer   string
 	ClientID string
 	Subject  string // as the client sees it (pairwise where configured)
-	SID      string
+	// SID is the session id as the client sees it (its own for a pairwise
+	// client).
+	SID string
+	// GrantID names the grant (the refresh token family) the tokens come
+	// from, so that revoking the grant revokes its access tokens too
+	// (RFC 7009 §2.1). Access tokens carry it as idv_grant.
+	GrantID  string
 	AuthTime int64
 	ACR      string
 	AMR      []string
@@ -47,39 +54,63 @@ func (g *Grant) base(now time.Time, lifetime time.Duration) jwt.MapClaims {
 	return c
 }
 
+// grantClaim carries Grant.GrantID in access tokens.
+const grantClaim = "idv_grant"
+
 // IssueAccess signs an OAuth 2.0 access token in the JWT profile of RFC
-// 9068: typ at+jwt, aud the client and the issuer (so the issuer's own
-// userinfo endpoint accepts it), client_id and scope.
+// 9068: typ at+jwt, always ES256 (the access token is for this issuer and
+// for resource servers that read our JWKS, not for the client, so the
+// client's ID token algorithm does not apply), aud the client and the
+// issuer (so the issuer's own userinfo endpoint accepts it), client_id,
+// scope, jti, and the grant it came from.
 func (s *Service) IssueAccess(g Grant, scope string, lifetime time.Duration) (string, error) {
 	c := g.base(s.now(), lifetime)
 	c["aud"] = []string{g.ClientID, g.Issuer}
 	c["client_id"] = g.ClientID
 	c["scope"] = scope
 	c["jti"] = NewID()
+	if g.GrantID != "" {
+		c[grantClaim] = g.GrantID
+	}
 	return s.sign(c, TypAccess)
 }
 
-// IssueID signs an OpenID Connect ID token (Core §2): aud and azp the
-// client, at_hash of the access token issued with it (Core §3.1.3.6), and
-// nonce when the authorization request had one.
-func (s *Service) IssueID(g Grant, nonce, accessToken string, lifetime time.Duration) (string, error) {
+// IssueID signs an OpenID Connect ID token (Core §2) with alg, the
+// client's id_token_signed_response_alg (ES256 or RS256): aud and azp the
+// client, at_hash of the access token issued with it (Core §3.1.3.6, with
+// the hash of alg), and nonce when the authorization request had one.
+func (s *Service) IssueID(g Grant, nonce, accessToken string, lifetime time.Duration, alg string) (string, error) {
 	c := g.base(s.now(), lifetime)
 	c["aud"] = g.ClientID
 	c["azp"] = g.ClientID
 	if accessToken != "" {
-		c["at_hash"] = halfHash(accessToken)
+		h, err := algHash(alg)
+		if err != nil {
+			return "", err
+		}
+		c["at_hash"] = halfHash(h, accessToken)
 	}
 	if nonce != "" {
 		c["nonce"] = nonce
 	}
-	return s.sign(c, TypID)
+	return s.signWith(c, TypID, alg)
 }
 
-// halfHash is the left half of the SHA-256 of v, base64url: at_hash for
-// ES256 and RS256 signatures.
-func halfHash(v string) string {
-	sum := sha256.Sum256([]byte(v))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
+// algHash is the hash function of a JWS algorithm (RFC 7518 §3.1), which
+// at_hash and c_hash use (OpenID Connect Core §3.1.3.6).
+func algHash(alg string) (hash.Hash, error) {
+	switch alg {
+	case ES256, RS256:
+		return sha256.New(), nil
+	}
+	return nil, fmt.Errorf("token: unsupported algorithm %q", alg)
+}
+
+// halfHash is the left half of h(v), base64url.
+func halfHash(h hash.Hash, v string) string {
+	h.Write([]byte(v))
+	sum := h.Sum(nil)
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
 }
 
 // Access is a verified access token.
@@ -88,14 +119,21 @@ type Access struct {
 	Subject  string
 	SID      string
 	Scope    string
+	// ID is its jti, GrantID the grant it came from ("" for tokens issued
+	// before grants were named).
+	ID       string
+	GrantID  string
+	IssuedAt time.Time
+	Expiry   time.Time
 	Claims   jwt.MapClaims
 }
 
 // VerifyAccess checks an access token this issuer signed (RFC 9068 §4):
-// typ at+jwt, the signature, exp, iss, an aud that contains the issuer and
-// the token's client_id, a sub and sid, and that its session was not
-// revoked. It does not check that the client is still registered or what
-// the scope allows: the caller does.
+// typ at+jwt, ES256, the signature, exp, iss, an aud that contains the
+// issuer and the token's client_id, a sub, sid and jti, and that neither
+// its session, nor the token itself (RFC 7009 revocation), nor its grant
+// was revoked. It does not check that the client is still registered or
+// what the scope allows: the caller does.
 func (s *Service) VerifyAccess(ctx context.Context, raw, issuer string) (*Access, error) {
 	c, err := s.parse(ctx, raw, check{typ: TypAccess})
 	if err != nil {
@@ -109,14 +147,22 @@ func (s *Service) VerifyAccess(ctx context.Context, raw, issuer string) (*Access
 	a.Subject, _ = c["sub"].(string)
 	a.SID, _ = c["sid"].(string)
 	a.Scope, _ = c["scope"].(string)
+	a.ID, _ = c["jti"].(string)
+	a.GrantID, _ = c[grantClaim].(string)
 	aud, err := c.GetAudience()
 	if err != nil || !slices.Contains(aud, issuer) || a.ClientID == "" || !slices.Contains(aud, a.ClientID) {
 		return nil, fmt.Errorf("%w: not an access token of this issuer", ErrInvalid)
 	}
-	if a.Subject == "" || a.SID == "" {
-		return nil, fmt.Errorf("%w: no sub or sid", ErrInvalid)
+	if a.Subject == "" || a.SID == "" || a.ID == "" {
+		return nil, fmt.Errorf("%w: no sub, sid or jti", ErrInvalid)
 	}
-	if s.revoked(a.SID) {
+	if exp, _ := c.GetExpirationTime(); exp != nil {
+		a.Expiry = exp.Time
+	}
+	if iat, _ := c.GetIssuedAt(); iat != nil {
+		a.IssuedAt = iat.Time
+	}
+	if s.revoked(a.SID) || s.revoked(a.ID) || a.GrantID != "" && s.revoked(a.GrantID) {
 		return nil, ErrRevoked
 	}
 	return a, nil
@@ -131,12 +177,13 @@ type IDTokenHint struct {
 }
 
 // VerifyIDTokenHint checks an ID token this issuer signed, presented back
-// as id_token_hint: typ JWT, the signature, iss, exactly one aud equal to
-// azp. Its time is not checked (OpenID Connect RP-Initiated Logout 1.0 §2:
-// an expired ID token is a valid hint), nor whether the client is still
-// registered or the session still alive: the caller decides.
+// as id_token_hint: typ JWT, ES256 or RS256, the signature, iss, exactly
+// one aud equal to azp. Its time is not checked (OpenID Connect
+// RP-Initiated Logout 1.0 §2: an expired ID token is a valid hint), nor
+// whether the client is still registered or the session still alive: the
+// caller decides.
 func (s *Service) VerifyIDTokenHint(ctx context.Context, raw, issuer string) (*IDTokenHint, error) {
-	c, err := s.parse(ctx, raw, check{typ: TypID, anyTime: true})
+	c, err := s.parse(ctx, raw, check{typ: TypID, anyTime: true, algs: []string{ES256, RS256}})
 	if err != nil {
 		return nil, err
 	}

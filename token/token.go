@@ -30,7 +30,7 @@ var reserved = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "iat": true, "nbf": true, "exp": true, "jti": true,
 	"sid": true, "auth_time": true, "acr": true, "amr": true, "idv": true, "nonce": true,
 	"azp": true, "at_hash": true, "c_hash": true, "scope": true, "client_id": true, "typ": true,
-	"events": true,
+	"events": true, grantClaim: true,
 }
 
 // Reserved reports whether claim is set by the module itself.
@@ -67,13 +67,29 @@ func (s *Service) Keys() *Keyring { return s.keys }
 func (s *Service) Revoked(sid string) bool { return s.revoked(sid) }
 
 // sign signs claims with the current ES256 key, with the kid and typ
-// headers. Only the named issuers of each kind call it.
+// headers: session and access tokens. Only the named issuers of each kind
+// call it.
 func (s *Service) sign(claims jwt.MapClaims, typ string) (string, error) {
-	k, err := s.keys.signer()
+	return s.signWith(claims, typ, ES256)
+}
+
+// signWith signs with the current key of alg (ES256 or RS256): ID and
+// logout tokens, in the algorithm their client registered.
+func (s *Service) signWith(claims jwt.MapClaims, typ, alg string) (string, error) {
+	var method jwt.SigningMethod
+	switch alg {
+	case ES256:
+		method = jwt.SigningMethodES256
+	case RS256:
+		method = jwt.SigningMethodRS256
+	default:
+		return "", fmt.Errorf("token: sign: unsupported algorithm %q", alg)
+	}
+	k, err := s.keys.signer(alg)
 	if err != nil {
 		return "", err
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	t := jwt.NewWithClaims(method, claims)
 	t.Header["kid"] = k.kid
 	t.Header["typ"] = typ
 	raw, err := t.SignedString(k.private)
@@ -94,19 +110,26 @@ type check struct {
 	// anyTime skips exp, nbf and iat: only for id_token_hint, which may be
 	// expired (OpenID Connect RP-Initiated Logout 1.0 §2).
 	anyTime bool
+	// algs are the accepted algorithms; ES256 alone when empty.
+	algs []string
 }
 
-// parse verifies a JWT signed by this ring: ES256 only (never none, never a
-// symmetric algorithm keyed with a public key), a known kid, the signature,
-// the typ of the expected kind, and unless c.anyTime exp (required), nbf
-// and iat with Leeway. It does not check iss or aud: each kind's verifier
-// does.
+// parse verifies a JWT signed by this ring: an algorithm of c.algs (ES256
+// unless the kind allows RS256 too; never none, never a symmetric algorithm
+// keyed with a public key), a known kid whose key is of that very
+// algorithm, the signature, the typ of the expected kind, and unless
+// c.anyTime exp (required), nbf and iat with Leeway. It does not check iss
+// or aud: each kind's verifier does.
 func (s *Service) parse(ctx context.Context, raw string, c check) (jwt.MapClaims, error) {
 	if raw == "" || len(raw) > maxTokenSize {
 		return nil, fmt.Errorf("%w: empty or too large", ErrInvalid)
 	}
+	accepted := c.algs
+	if len(accepted) == 0 {
+		accepted = []string{ES256}
+	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),
+		jwt.WithValidMethods(accepted),
 		jwt.WithJSONNumber(),
 	}
 	if c.anyTime {
@@ -125,7 +148,15 @@ func (s *Service) parse(ctx context.Context, raw string, c check) (jwt.MapClaims
 		if kid == "" {
 			return nil, errors.New("no kid")
 		}
-		return s.keys.publicKey(ctx, kid)
+		k, err := s.keys.publicKey(ctx, kid)
+		if err != nil {
+			return nil, err
+		}
+		// A key signs with one algorithm only (RFC 7517 §4.4 "alg").
+		if t.Method.Alg() != k.alg {
+			return nil, fmt.Errorf("alg %s with a %s key", t.Method.Alg(), k.alg)
+		}
+		return k.public, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)

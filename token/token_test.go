@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -109,9 +110,11 @@ func forge(header, claims map[string]any, sig []byte) string {
 func TestVerifyRefusesAttacks(t *testing.T) {
 	f := newFixture(t)
 	good := f.sign(t, f.claims())
-	k, _ := f.svc.keys.signer()
-	pubDER, _ := x509.MarshalPKIXPublicKey(&k.private.PublicKey)
+	k, _ := f.svc.keys.signer(ES256)
+	ecKey := k.private.(*ecdsa.PrivateKey)
+	pubDER, _ := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rk, _ := f.svc.keys.signer(RS256)
 
 	parts := strings.Split(good, ".")
 	tamperedClaims := f.claims()
@@ -151,6 +154,25 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 		"no kid": func() string {
 			t := jwt.NewWithClaims(jwt.SigningMethodES256, f.claims())
 			s, _ := t.SignedString(k.private)
+			return s
+		},
+		// Session tokens are ES256 only, even with the ring's own RSA key.
+		"RS256 with the ring's RSA key": func() string {
+			c, _ := f.svc.signWith(f.claims(), TypSession, RS256)
+			return c
+		},
+		"RS256 header with the EC key's kid": func() string {
+			t := jwt.NewWithClaims(jwt.SigningMethodRS256, f.claims())
+			t.Header["kid"] = k.kid
+			t.Header["typ"] = TypSession
+			s, _ := t.SignedString(rk.private)
+			return s
+		},
+		"PS256 with the ring's RSA key": func() string {
+			t := jwt.NewWithClaims(jwt.SigningMethodPS256, f.claims())
+			t.Header["kid"] = rk.kid
+			t.Header["typ"] = TypSession
+			s, _ := t.SignedString(rk.private)
 			return s
 		},
 		"ES384": func() string {
@@ -235,16 +257,18 @@ func TestIssuerDomain(t *testing.T) {
 func TestKeysPersistAndRotate(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	k1, _ := f.svc.keys.signer()
+	k1, _ := f.svc.keys.signer(ES256)
+	r1, _ := f.svc.keys.signer(RS256)
 
 	// A second instance on the same store signs with the same key.
 	keys2 := NewKeyring(f.st, 8*time.Hour, f.clk.now)
 	if err := keys2.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	k2, _ := keys2.signer()
-	if k1.kid != k2.kid {
-		t.Fatalf("instances disagree on the signing key: %s vs %s", k1.kid, k2.kid)
+	k2, _ := keys2.signer(ES256)
+	r2, _ := keys2.signer(RS256)
+	if k1.kid != k2.kid || r1.kid != r2.kid {
+		t.Fatalf("instances disagree on the signing keys: %s vs %s, %s vs %s", k1.kid, k2.kid, r1.kid, r2.kid)
 	}
 
 	// Past RotateEvery a new key signs; the old one stays published and
@@ -253,16 +277,21 @@ func TestKeysPersistAndRotate(t *testing.T) {
 	if err := f.svc.keys.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	k3, _ := f.svc.keys.signer()
-	if k3.kid == k1.kid {
-		t.Fatal("signing key did not rotate")
+	k3, _ := f.svc.keys.signer(ES256)
+	r3, _ := f.svc.keys.signer(RS256)
+	if k3.kid == k1.kid || r3.kid == r1.kid {
+		t.Fatal("signing keys did not rotate")
 	}
 	jwks, _ := f.svc.keys.JWKS()
-	if !strings.Contains(string(jwks), k1.kid) || !strings.Contains(string(jwks), k3.kid) {
-		t.Fatalf("JWKS must publish old and new keys: %s", jwks)
+	for _, kid := range []string{k1.kid, k3.kid, r1.kid, r3.kid} {
+		if !strings.Contains(string(jwks), kid) {
+			t.Fatalf("JWKS must publish old and new keys of both algorithms: %s", jwks)
+		}
 	}
-	if _, err := f.svc.keys.publicKey(ctx, k1.kid); err != nil {
-		t.Fatalf("retired key no longer accepted: %v", err)
+	for _, kid := range []string{k1.kid, r1.kid} {
+		if _, err := f.svc.keys.publicKey(ctx, kid); err != nil {
+			t.Fatalf("retired key no longer accepted: %v", err)
+		}
 	}
 	// Once the retired key's last token has expired it is gone.
 	f.clk.add(8*time.Hour + 2*time.Hour)
@@ -270,8 +299,110 @@ func TestKeysPersistAndRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	jwks, _ = f.svc.keys.JWKS()
-	if strings.Contains(string(jwks), k1.kid) {
+	if strings.Contains(string(jwks), k1.kid) || strings.Contains(string(jwks), r1.kid) {
 		t.Fatal("expired key still published")
+	}
+}
+
+// A key ring stored before RS256 existed (ES256 keys only, under the same
+// store key) loads unchanged and gains an RSA key beside them: tokens signed
+// before keep verifying, and the ES256 signing key stays the same.
+func TestECOnlyRingGainsRSAKeyWithoutInvalidatingAnything(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	st := store.NewMemory(clk.now)
+	ctx := context.Background()
+	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalECPrivateKey(priv)
+	kid := thumbprint(&priv.PublicKey)
+	created := clk.now().Add(-24 * time.Hour)
+	// The JSON the previous version wrote.
+	old := `[{"kid":"` + kid + `","der":"` + base64.StdEncoding.EncodeToString(der) + `","created":"` + created.Format(time.RFC3339) +
+		`","retire":"` + created.Add(RotateEvery).Format(time.RFC3339) + `","expire":"` + created.Add(RotateEvery+9*time.Hour).Format(time.RFC3339) + `"}]`
+	if err := st.Set(ctx, keysKey, []byte(old), 0); err != nil {
+		t.Fatal(err)
+	}
+	// A session token the previous version signed with it.
+	c := jwt.MapClaims{"iss": site, "sub": "u", "aud": site, "iat": clk.now().Unix(), "exp": clk.now().Add(time.Hour).Unix(),
+		"jti": "j", "sid": "s", "idv": "demo"}
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	tok.Header["kid"], tok.Header["typ"] = kid, TypSession
+	raw, err := tok.SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	keys := NewKeyring(st, 8*time.Hour, clk.now)
+	if err := keys.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := NewService(keys, nil, clk.now, 10)
+	if _, err := svc.Sessions(testSite, 8*time.Hour, 0).Verify(ctx, raw); err != nil {
+		t.Fatalf("a token of the old ring: %v", err)
+	}
+	if k, _ := keys.signer(ES256); k == nil || k.kid != kid {
+		t.Fatalf("the ES256 signing key changed")
+	}
+	rk, err := keys.signer(RS256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := st.Get(ctx, keysKey); string(raw) != old {
+		t.Fatalf("the ES256 keys were rewritten: %s", raw)
+	}
+	var set struct {
+		Keys []map[string]string `json:"keys"`
+	}
+	jwks, _ := keys.JWKS()
+	if err := json.Unmarshal(jwks, &set); err != nil || len(set.Keys) != 2 {
+		t.Fatalf("JWKS %s", jwks)
+	}
+	seen := map[string]bool{}
+	for _, k := range set.Keys {
+		seen[k["kty"]+" "+k["alg"]+" "+k["kid"]] = true
+		if k["kty"] == "RSA" && (k["n"] == "" || k["e"] != "AQAB" || k["kid"] != rk.kid) {
+			t.Errorf("RSA JWK %v", k)
+		}
+	}
+	if !seen["EC ES256 "+kid] || !seen["RSA RS256 "+rk.kid] {
+		t.Fatalf("JWKS keys %v", seen)
+	}
+	// The RSA key's kid is its RFC 7638 thumbprint.
+	if rk.kid != thumbprint(rk.public) {
+		t.Error("RSA kid is not its thumbprint")
+	}
+	// An ID token signed with it verifies as a hint, and only with RS256.
+	g := Grant{Issuer: site, ClientID: "c", Subject: "u", SID: "s"}
+	id, err := svc.IssueID(g, "", "at", time.Minute, RS256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.VerifyIDTokenHint(ctx, id, site); err != nil {
+		t.Fatalf("RS256 ID token: %v", err)
+	}
+}
+
+// at_hash uses the hash of the ID token's algorithm (OpenID Connect Core
+// §3.1.3.6): SHA-256 for both ES256 and RS256.
+func TestAtHashFollowsAlgorithm(t *testing.T) {
+	f := newFixture(t)
+	g := Grant{Issuer: site, ClientID: "c", Subject: "u", SID: "s"}
+	sum := sha256.Sum256([]byte("the-access-token"))
+	want := base64.RawURLEncoding.EncodeToString(sum[:16])
+	for _, alg := range []string{ES256, RS256} {
+		raw, err := f.svc.IssueID(g, "", "the-access-token", time.Minute, alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.svc.parse(context.Background(), raw, check{typ: TypID, algs: []string{alg}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c["at_hash"] != want {
+			t.Errorf("%s at_hash %v, want %s", alg, c["at_hash"], want)
+		}
+	}
+	if _, err := f.svc.IssueID(g, "", "x", time.Minute, "HS256"); err == nil {
+		t.Error("IssueID signed with HS256")
 	}
 }
 
