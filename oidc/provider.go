@@ -100,6 +100,7 @@ type Provider struct {
 	clientAddress   func(*http.Request) string
 	limiter         *authLimiter
 	backchannel     *backchannel
+	recorded        memo
 
 	discoveryBody []byte
 	discoveryETag string

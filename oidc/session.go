@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -82,7 +83,13 @@ func (p *Provider) recordClient(ctx context.Context, c *client, g *grant, now ti
 		return fmt.Errorf("oidc: record client: %w", err)
 	}
 	ttl := p.recordTTL(offline)
-	if err := p.store.Set(ctx, sessionClientKey(g.SID, c.ID, offline), raw, ttl); err != nil {
+	key := sessionClientKey(g.SID, c.ID, offline)
+	if p.recorded.fresh(key, now) {
+		// Recorded by an earlier exchange of this session and client; the
+		// record lives longer than this memory of it.
+		return nil
+	}
+	if err := p.store.Set(ctx, key, raw, ttl); err != nil {
 		return fmt.Errorf("oidc: record client: %w", err)
 	}
 	if rec.SID != g.SID {
@@ -90,7 +97,35 @@ func (p *Provider) recordClient(ctx context.Context, c *client, g *grant, now ti
 			return fmt.Errorf("oidc: record client: %w", err)
 		}
 	}
+	p.recorded.remember(key, now.Add(ttl/2))
 	return nil
+}
+
+// memo remembers, until a time, which session records this instance has
+// written, so that a session's every code exchange and refresh does not
+// write the same record again (a file write on Caddy storage). Bounded: it
+// forgets everything when full.
+type memo struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+const memoMax = 100000
+
+func (m *memo) fresh(key string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.until[key]
+	return ok && now.Before(t)
+}
+
+func (m *memo) remember(key string, until time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.until == nil || len(m.until) >= memoMax {
+		m.until = make(map[string]time.Time)
+	}
+	m.until[key] = until
 }
 
 // sessionClients lists the clients that received tokens in session sid,

@@ -37,7 +37,8 @@ var (
 	logins     = flag.Int("logins", 100, "logins timed for completion latency")
 	exchanges  = flag.Int("exchanges", 3000, "OIDC code exchanges per store")
 	skipRedis  = flag.Bool("skip-redis", false, "do not measure with Redis")
-	skipSlow   = flag.Bool("quick", false, "skip the pending-login and OIDC parts")
+	profile    = flag.String("profile", "", "write a CPU profile of the server during the OIDC exchanges to this path prefix")
+	parts      = flag.String("parts", "requests,pending,tabs,oidc", "which parts to run")
 	workDir    string
 	resultRows [][]string
 )
@@ -54,11 +55,13 @@ func main() {
 	}
 	defer os.RemoveAll(workDir)
 
-	requestCosts()
-	if !*skipSlow {
-		pendingLogins()
-		tabsAndInstances()
-		oidcExchanges()
+	run := map[string]func(){"requests": requestCosts, "pending": pendingLogins, "tabs": tabsAndInstances, "oidc": oidcExchanges}
+	for _, p := range strings.Split(*parts, ",") {
+		fn, ok := run[strings.TrimSpace(p)]
+		if !ok {
+			fail(fmt.Errorf("-parts: unknown part %q (known: requests, pending, tabs, oidc)", p))
+		}
+		fn()
 	}
 	printTable()
 }
