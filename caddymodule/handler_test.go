@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bufio"
+	"fmt"
 	"context"
 	"crypto/tls"
 	"net/http"
@@ -192,9 +193,15 @@ func TestLimiter(t *testing.T) {
 	if ok, _ := l.allow("b"); !ok {
 		t.Fatal("b refused within the total")
 	}
-	ok, after := l.allow("c")
+	// The total is reached: a newcomer within its fair share (3 over 3
+	// addresses) still gets in; then the fair share is 0 and everyone
+	// waits for the next window.
+	if ok, _ := l.allow("c"); !ok {
+		t.Fatal("c, a newcomer, refused at the total")
+	}
+	ok, after := l.allow("d")
 	if ok || after <= 0 || after > time.Minute {
-		t.Fatalf("c beyond the total: %v %v", ok, after)
+		t.Fatalf("d beyond the total and its fair share: %v %v", ok, after)
 	}
 	clk.add(time.Minute)
 	if ok, _ := l.allow("a"); !ok {
@@ -335,4 +342,51 @@ func BenchmarkProtectedRequest(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestGlobalLimitIsNotAKillSwitch: 61 addresses starting 10 logins each
+// used to exhaust `limit total` (600/min) and lock everyone out; now the
+// addresses using the most are shed first and a newcomer gets in.
+func TestGlobalLimitIsNotAKillSwitch(t *testing.T) {
+	clk := &testClock{t: time.Unix(1000, 0)}
+	l := newLimiter(LimitConfig{PerAddress: &Rate{N: 10, Window: caddy.Duration(time.Minute)}, Total: &Rate{N: 600, Window: caddy.Duration(time.Minute)}}, clk.now)
+	for a := 0; a < 61; a++ {
+		for i := 0; i < 10; i++ {
+			l.allow(fmt.Sprintf("198.51.100.%d", a))
+		}
+	}
+	if ok, _ := l.allow("203.0.113.7"); !ok {
+		t.Fatal("a person arriving during the flood was refused")
+	}
+	if ok, _ := l.allow("198.51.100.3"); ok {
+		t.Fatal("a flooding address got another login past the total")
+	}
+	// The ceiling: newcomers cannot start more than twice the total.
+	n := 0
+	for a := 0; a < 2000; a++ {
+		if ok, _ := l.allow(fmt.Sprintf("192.0.2.%d", a%250) + fmt.Sprint(a/250)); ok {
+			n++
+		}
+	}
+	if total := 611 + n; total > 1200 {
+		t.Fatalf("%d logins started in one window with a total of 600", total)
+	}
+}
+
+// TestIPv6AddressesCountPerSlash64: one /64 is one address for the limits.
+func TestIPv6AddressesCountPerSlash64(t *testing.T) {
+	clk := &testClock{t: time.Unix(1000, 0)}
+	l := newLimiter(LimitConfig{PerAddress: &Rate{N: 3, Window: caddy.Duration(time.Minute)}, Total: &Rate{N: 600, Window: caddy.Duration(time.Minute)}}, clk.now)
+	allowed := 0
+	for i := 0; i < 20; i++ {
+		if ok, _ := l.allow(fmt.Sprintf("2001:db8:1:2::%x", i+1)); ok {
+			allowed++
+		}
+	}
+	if allowed != 3 {
+		t.Fatalf("%d logins from one /64, limit 3", allowed)
+	}
+	if ok, _ := l.allow("2001:db8:1:3::1"); !ok {
+		t.Fatal("another /64 was refused")
+	}
 }

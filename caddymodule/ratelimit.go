@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -11,6 +12,17 @@ import (
 const maxTrackedAddresses = 100000
 
 // limiter is a fixed-window rate limiter per client address and in total.
+//
+// The total limit must never lock everyone out: when it is reached, an
+// address may still start a login while it has used less than a fair share
+// of the total (the total divided by the addresses active in the window),
+// so the addresses using the most are shed first and a person who arrives
+// during a flood still gets in. A hard ceiling of twice the total bounds
+// what the flood and the newcomers together can start.
+//
+// Addresses are counted by network: IPv6 per /64 (one subscriber's
+// allocation, in which an attacker can pick any address), IPv4 per
+// address. Counts are per instance.
 type limiter struct {
 	per, total Rate
 	now        func() time.Time
@@ -32,6 +44,7 @@ func newLimiter(c LimitConfig, now func() time.Time) *limiter {
 // allow counts one event for addr and reports whether it is within both
 // limits; if not, it returns how long until it would be.
 func (l *limiter) allow(addr string) (bool, time.Duration) {
+	addr = addressKey(addr)
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -60,7 +73,10 @@ func (l *limiter) allow(addr string) (bool, time.Duration) {
 		return false, w.start.Add(perWin).Sub(now)
 	}
 	if l.all.n >= l.total.N {
-		return false, l.all.start.Add(totalWin).Sub(now)
+		fair := l.total.N / max(len(l.windows), 1)
+		if w.n >= fair || l.all.n >= 2*l.total.N {
+			return false, l.all.start.Add(totalWin).Sub(now)
+		}
 	}
 	w.n++
 	l.all.n++
@@ -80,4 +96,18 @@ func (l *limiter) sweepLocked(now time.Time) {
 			delete(l.windows, k)
 		}
 	}
+}
+
+// addressKey is the bucket of a client address: its /64 for IPv6, the
+// address itself for IPv4 (and anything that does not parse).
+func addressKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || ip.Is4() || ip.Is4In6() {
+		return addr
+	}
+	p, err := ip.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
