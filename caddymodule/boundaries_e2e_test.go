@@ -1,11 +1,14 @@
 package caddymodule_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -314,5 +317,67 @@ func TestReloadResumesThePendingLogin(t *testing.T) {
 	}
 	if code, _, _ := b.Do(t, http.MethodGet, inst.URL+"/.idv/sessions", nil, nil); code != http.StatusNotFound {
 		t.Fatalf("after the login: %d", code)
+	}
+}
+
+// TestIdentityHeaderTrailersNeverReachUpstream: a chunked request whose
+// trailers are named like an identity header (in any spelling) reaches
+// the upstream without them.
+func TestIdentityHeaderTrailersNeverReachUpstream(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		h := r.Header.Clone()
+		for k, v := range r.Trailer {
+			h["Trailer-"+k] = v
+		}
+		seen <- h
+	}))
+	defer up.Close()
+	inst := e2e.Start(t, `
+	idv {
+		provider demo
+		header X-User sub
+	}
+	reverse_proxy `+up.URL+`
+`, e2e.Options{})
+	b := e2e.NewBrowser()
+	if _, st := login(t, inst, b, nil, "/"); st.State != "completed" {
+		t.Fatal(st)
+	}
+	cookie := b.Cookie(inst.URL, "idv_session")
+	for _, name := range []string{"X-User", "x-user", "X_User"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(inst.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := "POST /upload HTTP/1.1\r\nHost: " + strings.TrimPrefix(inst.URL, "http://") + "\r\n" +
+			"Cookie: idv_session=" + cookie + "\r\nTransfer-Encoding: chunked\r\nTrailer: " + name + "\r\n" +
+			"Content-Type: text/plain\r\nConnection: close\r\n\r\n" +
+			"5\r\nhello\r\n0\r\n" + name + ": admin\r\n\r\n"
+		if _, err := conn.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode >= 500 {
+			t.Fatalf("%s trailer: %d", name, resp.StatusCode)
+		}
+		select {
+		case h := <-seen:
+			for k, v := range h {
+				if strings.Contains(strings.ToLower(strings.ReplaceAll(k, "_", "-")), "x-user") && !(k == "X-User" && len(v) == 1 && strings.HasPrefix(v[0], "demo-")) {
+					t.Fatalf("%s trailer reached the upstream as %s: %v", name, k, v)
+				}
+			}
+		default:
+			if resp.StatusCode < 400 {
+				t.Fatalf("%s trailer: upstream not reached, status %d", name, resp.StatusCode)
+			}
+		}
 	}
 }

@@ -260,3 +260,27 @@ func TestReissuedCookieIsNeverCached(t *testing.T) {
 		t.Fatalf("a response without a cookie: Cache-Control %q", w.Header().Get("Cache-Control"))
 	}
 }
+
+// TestControlCharactersInIdentityClaims: a claim with CR/LF (a trusted
+// issuer can send one) sent in an identity header is refused with 403,
+// never passed on to break the upstream request (which answered 502).
+func TestControlCharactersInIdentityClaims(t *testing.T) {
+	iss := newFakeIssuer(t)
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(t, clk, func(h *Handler) {
+		h.TrustIssuers = []TrustIssuer{{Issuer: iss.srv.URL, Audience: "app"}}
+		h.Headers = []HeaderRule{{Header: "X-Name", Claim: "name"}}
+	})
+	for name, v := range map[string]string{"CRLF": "Ada\r\nX-Admin: 1", "LF": "Ada\nx", "NUL": "Ada\x00", "DEL": "Ada\x7f"} {
+		r := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
+		r.Header.Set("Authorization", "Bearer "+iss.token(t, jwt.MapClaims{"sub": "alice", "name": v}))
+		if w, up, _ := serve(t, h, r, nil); w.Code != http.StatusForbidden || up != nil {
+			t.Errorf("%s in a claim: %d, upstream reached: %v", name, w.Code, up != nil)
+		}
+	}
+	r := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
+	r.Header.Set("Authorization", "Bearer "+iss.token(t, jwt.MapClaims{"sub": "alice", "name": "Ada\tLovelace"}))
+	if w, up, _ := serve(t, h, r, nil); w.Code != http.StatusOK || up.Get("X-Name") != "Ada\tLovelace" {
+		t.Errorf("a tab (allowed in header values): %d %q", w.Code, up.Get("X-Name"))
+	}
+}

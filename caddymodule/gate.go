@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/caddy-idv/caddy-idv/store"
 	"github.com/caddy-idv/caddy-idv/token"
@@ -59,6 +61,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	for _, hr := range h.Headers {
 		if v, ok := sess.Values[hr.Claim]; ok && v != "" {
+			if !validHeaderValue(v) {
+				// A claim with a line break or other control character
+				// (a trusted issuer can put anything in one) would break
+				// or split the upstream request: refuse it, clearly.
+				h.logger.Warn("refused: a claim sent in an identity header holds a control character",
+					zap.String("claim", hr.Claim), zap.String("header", hr.Header), zap.String("issuer", sess.Issuer))
+				return caddyhttp.Error(http.StatusForbidden, errors.New("idv: identity claim not valid in a header"))
+			}
 			r.Header.Set(hr.Header, v)
 		}
 	}
@@ -182,18 +192,69 @@ func claimMatches(v any, values []string) bool {
 // stripIdentityHeaders deletes every header a `header` rule sets, in every
 // spelling a server could read as the same name: any letter case, and '_'
 // for '-' (CGI-style servers such as PHP map both to HTTP_X_USER).
+//
+// Trailers are scrubbed too: an HTTP/1.1 chunked body may end with trailer
+// fields, which a proxy passes upstream after the headers it checked.
 func (h *Handler) stripIdentityHeaders(r *http.Request) {
 	if len(h.Headers) == 0 {
 		return
 	}
-	for name := range r.Header {
-		for _, hr := range h.Headers {
-			if sameHeader(name, hr.Header) {
-				delete(r.Header, name)
+	names := make([]string, len(h.Headers))
+	for i, hr := range h.Headers {
+		names[i] = hr.Header
+	}
+	stripHeaders(r, names)
+}
+
+// stripHeaders deletes names, in every spelling, from r's headers and
+// trailers (those declared now and those that arrive with the body).
+func stripHeaders(r *http.Request, names []string) {
+	scrub(r.Header, names)
+	if r.Trailer != nil || r.Header.Get("Trailer") != "" || len(r.TransferEncoding) > 0 {
+		scrub(r.Trailer, names)
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &trailerScrubber{ReadCloser: r.Body, r: r, names: names}
+		}
+	}
+}
+
+func scrub(hdr http.Header, names []string) {
+	for name := range hdr {
+		for _, n := range names {
+			if sameHeader(name, n) {
+				delete(hdr, name)
 				break
 			}
 		}
 	}
+}
+
+// trailerScrubber deletes identity headers from the request's trailers
+// once the body has been read to its end, which is when net/http fills
+// them in.
+type trailerScrubber struct {
+	io.ReadCloser
+	r     *http.Request
+	names []string
+}
+
+func (t *trailerScrubber) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		scrub(t.r.Trailer, t.names)
+	}
+	return n, err
+}
+
+// validHeaderValue reports whether v can be sent as a header value as it
+// is: no control characters (CR, LF, NUL and the rest) but tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func sameHeader(a, b string) bool {

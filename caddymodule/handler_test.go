@@ -2,9 +2,9 @@ package caddymodule
 
 import (
 	"bufio"
-	"fmt"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
