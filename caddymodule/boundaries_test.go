@@ -1,15 +1,18 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -282,5 +285,108 @@ func TestControlCharactersInIdentityClaims(t *testing.T) {
 	r.Header.Set("Authorization", "Bearer "+iss.token(t, jwt.MapClaims{"sub": "alice", "name": "Ada\tLovelace"}))
 	if w, up, _ := serve(t, h, r, nil); w.Code != http.StatusOK || up.Get("X-Name") != "Ada\tLovelace" {
 		t.Errorf("a tab (allowed in header values): %d %q", w.Code, up.Get("X-Name"))
+	}
+}
+
+// hostileIssuer serves discovery and a key set, counting key set fetches,
+// and can answer with huge bodies.
+type hostileIssuer struct {
+	*fakeIssuer
+	jwksFetches atomic.Int64
+	hugeJWKS    atomic.Bool
+	hugeDisc    atomic.Bool
+}
+
+func newHostileIssuer(t *testing.T) *hostileIssuer {
+	h := &hostileIssuer{fakeIssuer: newFakeIssuer(t)}
+	inner := h.srv.Config.Handler
+	h.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/jwks":
+			h.jwksFetches.Add(1)
+			if h.hugeJWKS.Load() {
+				w.Write([]byte(`{"keys":[` + strings.Repeat(`{"kty":"oct","k":"AAAA"},`, 100000) + `{}]}`))
+				return
+			}
+		case h.hugeDisc.Load():
+			w.Write([]byte(`{"issuer":"` + h.srv.URL + `","x":"` + strings.Repeat("a", 2<<20) + `"}`))
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+	return h
+}
+
+// TestTrustedIssuerIsTrustedOnlySoFar: bad signatures never make us fetch
+// the issuer's key set, unknown kids at most once per 10 s, and discovery
+// documents and key sets are read up to 1 MiB.
+func TestTrustedIssuerIsTrustedOnlySoFar(t *testing.T) {
+	iss := newHostileIssuer(t)
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(t, clk, func(h *Handler) {
+		h.TrustIssuers = []TrustIssuer{{Issuer: iss.srv.URL, Audience: "app"}}
+	})
+	bearer := func(raw string) int {
+		r := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
+		r.Header.Set("Authorization", "Bearer "+raw)
+		r.Header.Set("Accept", "application/json")
+		w, _, _ := serve(t, h, r, nil)
+		return w.Code
+	}
+	good := iss.token(t, jwt.MapClaims{"sub": "alice"})
+	if code := bearer(good); code != http.StatusOK {
+		t.Fatalf("a good token: %d", code)
+	}
+	if n := iss.jwksFetches.Load(); n != 1 {
+		t.Fatalf("%d key set fetches for the first token", n)
+	}
+	parts := strings.Split(good, ".")
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	sig[10] ^= 0xff
+	forged := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	unknownKid := func(i int) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": iss.srv.URL, "aud": "app", "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
+		tok.Header["kid"] = fmt.Sprintf("rotated-%d", i)
+		s, _ := tok.SignedString(other)
+		return s
+	}
+	hs, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": iss.srv.URL, "aud": "app", "sub": "x"}).SignedString([]byte("k"))
+	short := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig[:40])
+	for i := 0; i < 50; i++ {
+		for _, tok := range []string{forged, unknownKid(i), hs, short} {
+			if code := bearer(tok); code != http.StatusUnauthorized {
+				t.Fatalf("a bad token: %d", code)
+			}
+		}
+	}
+	if n := iss.jwksFetches.Load(); n > 2 {
+		t.Fatalf("%d key set fetches after 200 bad tokens in under 10 s; want at most one more", n)
+	}
+	clk.add(11 * time.Second)
+	bearer(unknownKid(99))
+	if n := iss.jwksFetches.Load(); n > 3 {
+		t.Fatalf("%d fetches", n)
+	}
+
+	// A key set of several MiB is refused, not read.
+	iss.hugeJWKS.Store(true)
+	clk.add(11 * time.Second)
+	before := iss.jwksFetches.Load()
+	if code := bearer(unknownKid(100)); code != http.StatusUnauthorized || iss.jwksFetches.Load() != before+1 {
+		t.Fatalf("huge key set: %d", code)
+	}
+}
+
+func TestTrustedIssuerHugeDiscoveryIsRefused(t *testing.T) {
+	iss := newHostileIssuer(t)
+	iss.hugeDisc.Store(true)
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(t, clk, func(h *Handler) {
+		h.TrustIssuers = []TrustIssuer{{Issuer: iss.srv.URL, Audience: "app"}}
+	})
+	ti := h.trusted[0]
+	if _, err := ti.get(context.Background()); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("a 2 MiB discovery document: %v", err)
 	}
 }

@@ -296,7 +296,7 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 	}
 
 	for _, ti := range h.TrustIssuers {
-		h.trusted = append(h.trusted, &trustedIssuer{cfg: ti, client: newProviderClient(10 * time.Second), now: h.now})
+		h.trusted = append(h.trusted, &trustedIssuer{cfg: ti, client: newIssuerClient(), now: h.now})
 	}
 	h.byName = make(map[string]*provider)
 	h.routes = make(map[string]http.Handler)
