@@ -294,6 +294,14 @@ func (h *Handler) loginStatus(w http.ResponseWriter, r *http.Request, id string)
 		h.writeError(w, r, errorf(http.StatusGone, "unknown_provider", "This login's method is no longer offered. Start again."))
 		return
 	}
+	if wait > 0 {
+		release, ok := h.held.take(clientAddress(r), id)
+		if ok {
+			defer release()
+		} else {
+			wait = 0 // over the limit: answered at once, not held
+		}
+	}
 	st, err := h.engine.Wait(r.Context(), p.src, &pl.Pending, wait)
 	if err != nil {
 		h.logger.Error("login status", zap.String("provider", p.name), zap.String("login", id), zap.Error(err))

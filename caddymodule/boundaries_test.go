@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -388,5 +390,44 @@ func TestTrustedIssuerHugeDiscoveryIsRefused(t *testing.T) {
 	ti := h.trusted[0]
 	if _, err := ti.get(context.Background()); err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Fatalf("a 2 MiB discovery document: %v", err)
+	}
+}
+
+// TestSlowBodiesAreCutOff: a client that trickles a request body to the
+// token endpoint or POST /sessions is cut off after the body timeout (it
+// was held for more than 80 s).
+func TestSlowBodiesAreCutOff(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(t, clk, func(h *Handler) {
+		h.bodyTimeout = 300 * time.Millisecond
+		h.OIDC = &OIDCConfig{Issuer: "http://127.0.0.1", Clients: []OIDCClient{{ID: "app", Secret: "0123456789abcdef0123", RedirectURIs: []string{"http://127.0.0.1/cb"}}}}
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, _ = caddyRequest(r)
+		if err := h.ServeHTTP(w, r, okHandler); err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	for _, path := range []string{"/.idv/oidc/token", "/.idv/sessions"} {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct := "application/x-www-form-urlencoded"
+		if path == "/.idv/sessions" {
+			ct = "application/json"
+		}
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: 1000\r\n\r\n{", path, ct)
+		start := time.Now()
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err == nil {
+			resp.Body.Close()
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("%s: a trickled body held the connection for %v", path, took)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -24,10 +25,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// which may be outside the prefix, and the token endpoint is called by
 	// other servers, not by this site's pages.
 	if h.oidc != nil && h.oidc.Handles(r.URL.Path) {
+		h.limitBodyTime(w, r)
 		h.oidc.ServeHTTP(w, r)
 		return nil
 	}
 	if h.ownPath(r.URL.Path) {
+		h.limitBodyTime(w, r)
 		h.serveOwn(w, r)
 		return nil
 	}
@@ -296,4 +299,25 @@ func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, bearer
 	w.Header().Set("WWW-Authenticate", challenge)
 	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated", "login": login})
 	return nil
+}
+
+// bodyTimeout bounds how long the module's own endpoints wait for a
+// request body: theirs are a few KiB at most, so a client that sends one
+// byte a second is holding a connection, not uploading.
+const bodyTimeout = 10 * time.Second
+
+// limitBodyTime sets a read deadline for r's body when it has one. Caddy's
+// server `timeouts { read_body }` does the same for every request, and is
+// recommended in the README.
+func (h *Handler) limitBodyTime(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	d := h.bodyTimeout
+	if d <= 0 {
+		d = bodyTimeout
+	}
+	// Not every writer supports deadlines (a test recorder does not);
+	// then the server's own timeouts are all there is.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
 }

@@ -390,3 +390,30 @@ func TestIPv6AddressesCountPerSlash64(t *testing.T) {
 		t.Fatal("another /64 was refused")
 	}
 }
+
+func TestHeldPollLimits(t *testing.T) {
+	var h holds
+	var releases []func()
+	for i := 0; i < maxHeldPerLogin; i++ {
+		r, ok := h.take("192.0.2.1", "login-a")
+		if !ok {
+			t.Fatalf("poll %d of one login refused", i)
+		}
+		releases = append(releases, r)
+	}
+	if _, ok := h.take("192.0.2.2", "login-a"); ok {
+		t.Fatal("one login held more polls than its limit")
+	}
+	releases[0]()
+	if _, ok := h.take("192.0.2.2", "login-a"); !ok {
+		t.Fatal("a released slot was not reusable")
+	}
+	for i := 0; i < maxHeldPerAddress; i++ {
+		if _, ok := h.take("2001:db8::1", fmt.Sprintf("l%d", i)); !ok && i < maxHeldPerAddress-0 {
+			t.Fatalf("poll %d from one address refused", i)
+		}
+	}
+	if _, ok := h.take("2001:db8::ffff", "another"); ok {
+		t.Fatal("one /64 held more polls than its limit")
+	}
+}

@@ -97,8 +97,11 @@ type Handler struct {
 	logger     *zap.Logger
 	now        func() time.Time
 	engine     *login.Engine
-	cancel     context.CancelFunc
-	wg         *sync.WaitGroup
+	held       holds
+	// bodyTimeout overrides bodyTimeout (tests).
+	bodyTimeout time.Duration
+	cancel      context.CancelFunc
+	wg          *sync.WaitGroup
 }
 
 // StoreConfig is `store redis <url>` (docs/reference.md, "Several instances").

@@ -111,3 +111,47 @@ func addressKey(addr string) string {
 	}
 	return p.String()
 }
+
+// Limits on long-polls held at once. A poll beyond them is answered at
+// once (with the current state) instead of being held, so a client can
+// neither pin connections nor the server's memory by opening many polls.
+// Per address generously (an office behind one NAT address has many
+// people logging in), per login tightly (a page holds one, a few tabs a
+// few).
+const (
+	maxHeldPerAddress = 256
+	maxHeldPerLogin   = 8
+)
+
+// holds counts the long-polls held at once per address and per login.
+type holds struct {
+	mu      sync.Mutex
+	byAddr  map[string]int
+	byLogin map[string]int
+}
+
+// take reserves a held poll for addr and login and returns its release,
+// or false when either is at its limit.
+func (h *holds) take(addr, login string) (func(), bool) {
+	addr = addressKey(addr)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byAddr == nil {
+		h.byAddr, h.byLogin = map[string]int{}, map[string]int{}
+	}
+	if h.byAddr[addr] >= maxHeldPerAddress || h.byLogin[login] >= maxHeldPerLogin {
+		return nil, false
+	}
+	h.byAddr[addr]++
+	h.byLogin[login]++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.byAddr[addr]--; h.byAddr[addr] <= 0 {
+			delete(h.byAddr, addr)
+		}
+		if h.byLogin[login]--; h.byLogin[login] <= 0 {
+			delete(h.byLogin, login)
+		}
+	}, true
+}
