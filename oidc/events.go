@@ -32,6 +32,9 @@ const (
 	// EventSessionEnded is a session ended by an id_token_hint at the
 	// end_session endpoint, without the browser's own session in hand.
 	EventSessionEnded EventKind = "session_ended"
+	// EventRateLimited is a client authentication refused, before its
+	// secret is looked at, for too many failures.
+	EventRateLimited EventKind = "rate_limited"
 	// EventError is an error answer of an endpoint.
 	EventError EventKind = "error"
 )

@@ -176,6 +176,7 @@ func (p *Provider) authenticateRequest(r *http.Request, t *clientAuth, endpoint 
 		known = t.ClientID
 	}
 	if d := p.limiter.wait(known, addr); d > 0 {
+		p.event(Event{Kind: EventRateLimited, Endpoint: endpoint, ClientID: clip(t.ClientID)})
 		return nil, &tokenError{status: http.StatusTooManyRequests, code: "temporarily_unavailable",
 			description: "too many failed client authentications; try again later", retryAfter: d}
 	}
