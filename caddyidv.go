@@ -4,7 +4,7 @@
 package caddyidv
 
 import (
-	_ "github.com/caddy-idv/caddy-idv/caddymodule"
+	"github.com/caddy-idv/caddy-idv/caddymodule"
 	_ "github.com/caddy-idv/caddy-idv/providers/blockid"
 	_ "github.com/caddy-idv/caddy-idv/providers/demo"
 	_ "github.com/caddy-idv/caddy-idv/providers/marksign"
@@ -21,3 +21,7 @@ import (
 // module version (v0.1.0 for a tagged release, the version given to xcaddy
 // for a local tree, see scripts/xcaddy-build.sh), not this constant.
 const Version = "0.1.0-dev"
+
+// The handler logs the version at provision; it cannot import this package
+// (this package imports it), so the version is handed down.
+func init() { caddymodule.Version = Version }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	caddyidv "github.com/caddy-idv/caddy-idv"
+	"github.com/caddy-idv/caddy-idv/caddymodule"
 )
 
 // TestVersionMatchesChangelog keeps the Version constant and CHANGELOG.md
@@ -26,5 +27,12 @@ func TestVersionMatchesChangelog(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), want) {
 		t.Errorf("CHANGELOG.md has no %q section for Version %q", want, caddyidv.Version)
+	}
+}
+
+// The handler logs the version this package sets.
+func TestVersionHandedToTheHandler(t *testing.T) {
+	if caddymodule.Version != caddyidv.Version {
+		t.Fatalf("caddymodule.Version = %q, want %q", caddymodule.Version, caddyidv.Version)
 	}
 }

@@ -56,6 +56,8 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) {
 		default:
 			h.writeError(w, r, errorf(http.StatusNotFound, "not_found", "There is nothing here."))
 		}
+	case rel == "/health":
+		h.only(w, r, h.serveHealth, http.MethodGet, http.MethodHead)
 	case rel == "/me":
 		h.only(w, r, h.serveMe, http.MethodGet, http.MethodHead)
 	case rel == "/token":
@@ -154,7 +156,9 @@ type startResponse struct {
 
 // startLogin is POST /sessions.
 func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
-	if ok, after := h.limiter.allow(clientAddress(r)); !ok {
+	if ok, after, limit := h.limiter.allowLimit(clientAddress(r)); !ok {
+		metrics.rateLimited.WithLabelValues(limit).Inc()
+		h.audit.Info("rate_limited", zap.String("limit", limit), zap.String("client_ip", clientAddress(r)))
 		h.tooMany(w, r, after)
 		return
 	}
@@ -200,6 +204,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 		input[f.Name] = v
 	}
 	id := token.NewID()
+	metrics.loginsStarted.WithLabelValues(p.name).Inc()
 	ch, err := h.engine.Start(r.Context(), p.src, providers.StartRequest{ID: id, BaseURL: h.baseURL(r), Input: input})
 	if err != nil {
 		var ie *providers.InputError
@@ -218,6 +223,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 	now := h.now()
 	pl := pendingLogin{Pending: login.Pending{ID: id, Provider: p.name, RD: safeRedirect(rd), Created: now, Expires: ch.ExpiresAt, State: ch.State},
 		QR: ch.QRText, DeepLink: ch.DeepLink, ControlCode: ch.ControlCode}
+	pl.Client = clientAddress(r)
 	if pl.Expires.IsZero() || pl.Expires.Before(now) {
 		pl.Expires = now.Add(5 * time.Minute)
 	}
@@ -226,6 +232,8 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, errorf(http.StatusInternalServerError, "internal", "The login could not be started."))
 		return
 	}
+	h.pending.add(id, p.name, pl.Expires)
+	h.audit.Info("login_started", zap.String("provider", p.name), zap.String("login", id), zap.String("client_ip", pl.Client))
 	writeJSON(w, http.StatusCreated, h.startAnswer(&pl))
 }
 

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,9 +17,51 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("idv", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("idv", parseDirective)
 	// Ordered like basic_auth, before it, so no global `order` is needed.
 	httpcaddyfile.RegisterDirectiveOrder("idv", httpcaddyfile.Before, "basic_auth")
+}
+
+// parseDirective is RegisterHandlerDirective's work plus one thing: with
+// a matcher (`idv /admin* { ... }`), the route also matches the module's
+// own paths (its prefix, and /.well-known/* when it is an OpenID Connect
+// provider). Caddy applies a route's matcher before the handler runs, so
+// without it the login page, API and static files of `idv /admin*` would
+// never reach the handler, and logging in would be impossible. A route's
+// matcher sets are ORed: [<user matcher>, path <prefix> <prefix>/*].
+func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
+	val, err := parseCaddyfile(h)
+	if err != nil {
+		return nil, err
+	}
+	vals := h.NewRoute(matcherSet, val)
+	if matcherSet == nil || len(vals) != 1 {
+		return vals, nil
+	}
+	m := val.(*Handler)
+	prefix := strings.TrimSuffix(m.Prefix, "/")
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	paths := []string{prefix, prefix + "/*"}
+	if m.OIDC != nil {
+		paths = append(paths, "/.well-known/*")
+	}
+	own, err := json.Marshal(paths)
+	if err != nil {
+		return nil, err
+	}
+	route := vals[0].Value.(caddyhttp.Route)
+	route.MatcherSetsRaw = append(route.MatcherSetsRaw, caddy.ModuleMap{"path": own})
+	vals[0].Value = route
+	return vals, nil
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

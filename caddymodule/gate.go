@@ -42,6 +42,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.stripIdentityHeaders(r)
 
 	sess, cookie, err := h.session(r)
+	if !errors.Is(err, errNoCredential) && !errors.Is(err, store.ErrUnavailable) {
+		metrics.tokenChecks.WithLabelValues(tokenCheckResult(err)).Inc()
+	}
 	fromCookie := cookie != ""
 	if err != nil && !fromCookie && len(h.trusted) > 0 && !errors.Is(err, errNoCredential) &&
 		!errors.Is(err, token.ErrRevoked) && !errors.Is(err, store.ErrUnavailable) {

@@ -92,6 +92,12 @@ type Handler struct {
 	routes    map[string]http.Handler // provider routes by path, e.g. "/demo/"
 	trusted   []*trustedIssuer
 	oidc      *oidc.Provider
+	// audit is the audit log (audit.go); auditKey keys subjects that would
+	// show an identifier in it.
+	audit    *zap.Logger
+	auditKey []byte
+	pending  *pendingGauge
+	health   *healthCache
 	// closeStore releases the store's connections at Cleanup.
 	closeStore func() error
 	logger     *zap.Logger
@@ -195,6 +201,10 @@ func (h *Handler) sessionConfig() SessionConfig {
 // templates, and starts the background refreshes that Cleanup stops.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.logger.Info("provisioning", zap.String("version", Version))
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("idv: registering metrics: %w", err)
+	}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -244,6 +254,8 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 	if h.logger == nil {
 		h.logger = zap.NewNop()
 	}
+	h.audit = h.logger.Named("audit")
+	h.pending, h.health = new(pendingGauge), new(healthCache)
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -280,16 +292,20 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 		return fmt.Errorf("idv: revocations: %w", err)
 	}
 	h.tokens = token.NewService(keys, h.revoked.Revoked, h.now, token.DefaultCacheSize)
+	if h.auditKey, err = providers.LoadSecret(initCtx, h.store, providers.SubjectSecretKey); err != nil {
+		return fmt.Errorf("idv: audit subject key: %w", err)
+	}
 	h.sealer, err = newSealer(initCtx, h.store)
 	if err != nil {
 		return err
 	}
 	h.limiter = newLimiter(h.limitConfig(), h.now)
 	h.engine, err = login.New(login.Config{
-		Store:  h.store,
-		Seal:   engineSealer{h.sealer},
-		Clock:  engineClock{h.now},
-		Logger: h.logger.Named("login"),
+		Store:    h.store,
+		Seal:     engineSealer{h.sealer},
+		Clock:    engineClock{h.now},
+		Logger:   h.logger.Named("login"),
+		Observer: observer{h},
 		Issue: func(src *login.Source, id *providers.Identity) (string, time.Time, error) {
 			return h.mint(h.byName[src.Name], id)
 		},
@@ -338,6 +354,7 @@ func (h *Handler) background(ctx context.Context, keys *token.Keyring) {
 					h.logger.Warn("refreshing signing keys", zap.Error(err))
 				}
 				h.limiter.sweep()
+				h.pending.sweep(h.now(), false)
 			}
 		}
 	}()
@@ -359,6 +376,9 @@ const revocationSync = 5 * time.Second
 func (h *Handler) Cleanup() error {
 	if h.engine != nil {
 		h.engine.Close()
+	}
+	if h.pending != nil {
+		h.pending.sweep(time.Time{}, true)
 	}
 	if h.cancel != nil {
 		h.cancel()

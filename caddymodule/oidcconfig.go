@@ -199,6 +199,7 @@ func (h *Handler) openOIDC() error {
 		Prefix:          h.Prefix,
 		Now:             h.now,
 		Logger:          h.logger.Named("oidc"),
+		Events:          h.oidcEvent,
 		SessionLifetime: time.Duration(h.sc.Lifetime),
 		ClientAddress:   clientAddress,
 	})

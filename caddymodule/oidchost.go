@@ -101,6 +101,8 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Error("ending session: recording the revocation", zap.Error(err))
 		return err
 	}
+	metrics.logouts.Inc()
+	h.auditSession("logout", clientAddress(r), sess)
 	if h.oidc != nil {
 		if err := h.oidc.EndSession(r.Context(), sess.SID); err != nil {
 			h.logger.Error("ending session: ending its OpenID Connect tokens", zap.Error(err))

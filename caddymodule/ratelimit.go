@@ -44,6 +44,13 @@ func newLimiter(c LimitConfig, now func() time.Time) *limiter {
 // allow counts one event for addr and reports whether it is within both
 // limits; if not, it returns how long until it would be.
 func (l *limiter) allow(addr string) (bool, time.Duration) {
+	ok, after, _ := l.allowLimit(addr)
+	return ok, after
+}
+
+// allowLimit is allow that also names the limit that refused:
+// "per_address" or "total".
+func (l *limiter) allowLimit(addr string) (bool, time.Duration, string) {
 	addr = addressKey(addr)
 	now := l.now()
 	l.mu.Lock()
@@ -70,17 +77,17 @@ func (l *limiter) allow(addr string) (bool, time.Duration) {
 		*w = window{start: now}
 	}
 	if w.n >= l.per.N {
-		return false, w.start.Add(perWin).Sub(now)
+		return false, w.start.Add(perWin).Sub(now), "per_address"
 	}
 	if l.all.n >= l.total.N {
 		fair := l.total.N / max(len(l.windows), 1)
 		if w.n >= fair || l.all.n >= 2*l.total.N {
-			return false, l.all.start.Add(totalWin).Sub(now)
+			return false, l.all.start.Add(totalWin).Sub(now), "total"
 		}
 	}
 	w.n++
 	l.all.n++
-	return true, 0
+	return true, 0, ""
 }
 
 func (l *limiter) sweep() {

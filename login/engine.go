@@ -60,6 +60,8 @@ type Config struct {
 	// Clock defaults to RealClock.
 	Clock  Clock
 	Logger *zap.Logger
+	// Observer, when set, is told of provider calls and outcomes.
+	Observer Observer
 }
 
 // Source is a provider as the engine drives it.
@@ -89,6 +91,9 @@ type Pending struct {
 	Created  time.Time `json:"c"`
 	Expires  time.Time `json:"e"`
 	State    []byte    `json:"s,omitempty"`
+	// Client is the address of the browser that started the login, for
+	// the audit log of its outcome (which may be recorded elsewhere).
+	Client string `json:"ip,omitempty"`
 }
 
 // Status is what a waiter learns of a login.
@@ -111,6 +116,7 @@ type Engine struct {
 	issue    IssueFunc
 	clock    Clock
 	logger   *zap.Logger
+	observer Observer
 	instance string // this engine's lease value
 
 	deadlines *deadlines
@@ -136,11 +142,14 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
-		store: cfg.Store, seal: cfg.Seal, issue: cfg.Issue, clock: cfg.Clock, logger: cfg.Logger,
+		store: cfg.Store, seal: cfg.Seal, issue: cfg.Issue, clock: cfg.Clock, logger: cfg.Logger, observer: cfg.Observer,
 		instance:  base64.RawURLEncoding.EncodeToString(b),
 		deadlines: &deadlines{clock: cfg.Clock},
 		flights:   map[string]*flight{},
@@ -178,7 +187,10 @@ func (s *Source) Prepare() {
 func (e *Engine) Start(ctx context.Context, src *Source, req providers.StartRequest) (*providers.Challenge, error) {
 	ctx, cancel := context.WithTimeout(ctx, src.CallTimeout)
 	defer cancel()
-	return src.Provider.Start(ctx, req)
+	began := e.clock.Now()
+	ch, err := src.Provider.Start(ctx, req)
+	e.observer.ProviderCall(src.Name, OpStart, callResult(err), e.clock.Now().Sub(began))
+	return ch, err
 }
 
 // Wait reports the state of login p. With wait > 0 a pending login is
@@ -186,6 +198,9 @@ func (e *Engine) Start(ctx context.Context, src *Source, req providers.StartRequ
 // provider is never called from here: the login's flight does that.
 func (e *Engine) Wait(ctx context.Context, src *Source, p *Pending, wait time.Duration) (*Status, error) {
 	if rec, err := e.loadRecord(ctx, p.ID); rec != nil || err != nil {
+		if rec != nil {
+			e.observer.LoginSeen(p, rec.State)
+		}
 		return statusOf(rec), err
 	}
 	f, fresh, err := e.join(src, p)

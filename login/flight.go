@@ -137,6 +137,7 @@ func (f *flight) work() time.Duration {
 			return time.Second
 		}
 		if rec != nil {
+			e.observer.LoginSeen(&f.p, rec.State)
 			f.finish(rec, false)
 			return -1
 		}
@@ -159,6 +160,7 @@ func (f *flight) work() time.Duration {
 	pctx, cancel := context.WithTimeout(ctx, f.src.CallTimeout)
 	res, err := f.src.Provider.Poll(pctx, providers.Login{ID: f.p.ID, State: f.p.State, CreatedAt: f.p.Created, ExpiresAt: f.p.Expires})
 	cancel()
+	e.observer.ProviderCall(f.src.Name, OpPoll, callResult(err), e.clock.Now().Sub(now))
 	now = e.clock.Now()
 	if err != nil {
 		return f.failed(now, err)
@@ -171,16 +173,16 @@ func (f *flight) work() time.Duration {
 		return f.src.Interval
 	case providers.Completed:
 		if res.Identity == nil || res.Identity.Subject == "" {
-			return f.record(&Record{State: providers.Failed, Message: msgNoIdentity})
+			return f.recordWhy(&Record{State: providers.Failed, Message: msgNoIdentity}, ReasonNoIdentity, nil)
 		}
 		token, exp, err := e.issue(f.src, res.Identity)
 		if err != nil {
 			// The identity is consumed at the provider: the login cannot be
 			// retried, so it fails rather than waits.
 			e.logger.Error("login: issuing the session", zap.String("provider", f.src.Name), zap.String("login", f.p.ID), zap.Error(err))
-			return f.record(&Record{State: providers.Failed, Message: msgFailed})
+			return f.recordWhy(&Record{State: providers.Failed, Message: msgFailed}, ReasonIssue, nil)
 		}
-		return f.record(&Record{State: providers.Completed, Token: token, Expires: exp})
+		return f.recordWhy(&Record{State: providers.Completed, Token: token, Expires: exp}, "", res.Identity)
 	case providers.Expired, providers.Declined, providers.Failed:
 		msg := res.Message
 		if msg == "" {
@@ -189,9 +191,9 @@ func (f *flight) work() time.Duration {
 		if msg == "" {
 			msg = msgFailed
 		}
-		return f.record(&Record{State: res.State, Message: msg})
+		return f.recordWhy(&Record{State: res.State, Message: msg}, ReasonProvider, nil)
 	}
-	return f.record(&Record{State: providers.Failed, Message: msgUnknown})
+	return f.recordWhy(&Record{State: providers.Failed, Message: msgUnknown}, ReasonUnknownState, nil)
 }
 
 // failed handles a provider call that did not answer: a lost consume-once
@@ -215,7 +217,7 @@ func (f *flight) failed(now time.Time, err error) time.Duration {
 	if since >= f.src.GiveUp {
 		e.logger.Warn("login: the provider is not answering; giving up", zap.String("provider", f.src.Name),
 			zap.String("login", f.p.ID), zap.Duration("since", since), zap.Error(err))
-		return f.record(&Record{State: providers.Failed, Message: MsgNotAnswering})
+		return f.recordWhy(&Record{State: providers.Failed, Message: MsgNotAnswering}, ReasonNotAnswering, nil)
 	}
 	e.logger.Warn("login: polling the provider", zap.String("provider", f.src.Name), zap.String("login", f.p.ID), zap.Int("failures", n), zap.Error(err))
 	return min(backoff(f.src.Interval, n, err), f.src.GiveUp-since)
@@ -247,10 +249,26 @@ func backoff(interval time.Duration, n int, err error) time.Duration {
 // record saves the outcome (or learns the one another poller saved) and
 // ends the flight.
 func (f *flight) record(rec *Record) time.Duration {
+	return f.recordWhy(rec, "", nil)
+}
+
+// recordWhy is record, telling the observer of the outcome when this
+// flight's record is the one that won: so each login is reported once,
+// however many instances poll it. reason is for failures only.
+func (f *flight) recordWhy(rec *Record, reason string, id *providers.Identity) time.Duration {
 	won, err := f.e.saveRecord(f.e.ctx, &f.p, rec)
 	if err != nil {
 		f.e.logger.Error("login: recording the outcome", zap.String("login", f.p.ID), zap.Error(err))
 		return time.Second
+	}
+	if won == rec {
+		if rec.State != providers.Failed {
+			reason = ""
+		}
+		f.e.observer.LoginFinished(Finished{Pending: &f.p, State: rec.State, Reason: reason, Identity: id,
+			Token: rec.Token, Duration: f.e.clock.Now().Sub(f.p.Created)})
+	} else {
+		f.e.observer.LoginSeen(&f.p, won.State)
 	}
 	f.finish(won, true)
 	return -1
@@ -393,7 +411,10 @@ func (f *flight) cancelAtProvider() {
 	}
 	ctx, cancel := context.WithTimeout(f.e.ctx, f.src.CallTimeout)
 	defer cancel()
-	if err := c.Cancel(ctx, providers.Login{ID: f.p.ID, State: f.p.State, CreatedAt: f.p.Created, ExpiresAt: f.p.Expires}); err != nil {
+	began := f.e.clock.Now()
+	err := c.Cancel(ctx, providers.Login{ID: f.p.ID, State: f.p.State, CreatedAt: f.p.Created, ExpiresAt: f.p.Expires})
+	f.e.observer.ProviderCall(f.src.Name, OpCancel, callResult(err), f.e.clock.Now().Sub(began))
+	if err != nil {
 		f.e.logger.Warn("login: cancelling at the provider", zap.String("provider", f.src.Name), zap.String("login", f.p.ID), zap.Error(err))
 	}
 }

@@ -216,6 +216,7 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		p.redirectError(w, r, req, "temporarily_unavailable", "try again later")
 		return
 	}
+	p.event(Event{Kind: EventCodeIssued, Endpoint: "authorize", ClientID: c.ID, Subject: p.subject(c, sess.Subject), SID: p.clientSID(c, sess.SID)})
 	p.redirectResult(w, r, req.RedirectURI, url.Values{"code": {code}, "state": nonEmpty(req.State)})
 }
 
@@ -319,6 +320,7 @@ func (p *Provider) redirectLogin(w http.ResponseWriter, r *http.Request, req *au
 // redirectError sends an error to the client (RFC 6749 §4.1.2.1), with the
 // issuer (RFC 9207).
 func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, code, desc string) {
+	p.event(Event{Kind: EventError, Endpoint: "authorize", ClientID: req.ClientID, Error: code})
 	p.redirectResult(w, r, req.RedirectURI, url.Values{
 		"error": {code}, "error_description": {desc}, "state": nonEmpty(req.State),
 	})

@@ -123,6 +123,7 @@ func (p *Provider) serveLogout(w http.ResponseWriter, r *http.Request) {
 				p.host.RenderError(w, r, http.StatusServiceUnavailable, "The session could not be ended. Try again.")
 				return
 			}
+			p.event(Event{Kind: EventSessionEnded, Endpoint: "end_session", ClientID: req.ClientID, SID: hinted})
 		}
 	}
 	if sess != nil {

@@ -56,6 +56,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger logs without personal data or tokens; a no-op when nil.
 	Logger *zap.Logger
+	// Events, when set, is told of codes and tokens issued, refresh token
+	// reuse, failed client authentications and error answers (metrics
+	// and the audit log). It is called on the request's goroutine and
+	// must not block.
+	Events func(Event)
 	// PairwiseSecret keys pairwise subjects and sids. When empty and a
 	// client uses pairwise subjects, New reads (or creates) one in Store,
 	// so that every instance sharing the store computes the same subjects.
@@ -94,6 +99,7 @@ type Provider struct {
 	host            Host
 	now             func() time.Time
 	logger          *zap.Logger
+	events          func(Event)
 	pairwise        []byte
 	grace           time.Duration
 	sessionLifetime time.Duration
@@ -180,6 +186,7 @@ func New(cfg Config, opts Options) (*Provider, error) {
 		host:            opts.Host,
 		now:             opts.Now,
 		logger:          opts.Logger,
+		events:          opts.Events,
 		pairwise:        opts.PairwiseSecret,
 		grace:           grace,
 		sessionLifetime: opts.SessionLifetime,

@@ -79,6 +79,7 @@ func (p *Provider) refresh(ctx context.Context, c *client, t *tokenRequest) (*to
 			p.logger.Warn("oidc: token: refresh token used again after the reuse grace; revoking its family",
 				zap.String("client_id", c.ID), zap.Duration("since_first_use", now.Sub(first)))
 			p.revokeFamily(ctx, g.Family)
+			p.event(Event{Kind: EventRefreshReused, Endpoint: "token", ClientID: c.ID, Subject: p.subject(c, g.Subject), SID: p.clientSID(c, g.SID)})
 			return nil, errInvalidGrant("the refresh token was already used")
 		}
 	}

@@ -52,7 +52,7 @@ func (p *Provider) readTokenParam(w http.ResponseWriter, r *http.Request, endpoi
 func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	c, raw, terr := p.readTokenParam(w, r, "revocation")
 	if terr != nil {
-		p.writeTokenError(w, terr)
+		p.writeTokenError(w, "revocation", terr)
 		return
 	}
 	ctx := r.Context()
@@ -60,12 +60,12 @@ func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		a, err := p.tokens.VerifyAccess(ctx, raw, p.issuer)
 		if err == nil {
 			if a.ClientID != c.ID {
-				p.writeTokenError(w, &tokenError{http.StatusBadRequest, "unauthorized_client", "the token was issued to another client", 0})
+				p.writeTokenError(w, "revocation", &tokenError{http.StatusBadRequest, "unauthorized_client", "the token was issued to another client", 0})
 				return
 			}
 			if err := p.revocations.Revoke(ctx, a.ID, a.Expiry.Add(token.Leeway+time.Minute)); err != nil {
 				p.logger.Error("oidc: revoke: recording the revocation failed", zap.Error(err))
-				p.writeTokenError(w, errUnavailable)
+				p.writeTokenError(w, "revocation", errUnavailable)
 				return
 			}
 		}
@@ -75,10 +75,10 @@ func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		case terr == nil:
 			p.revokeFamily(ctx, g.Family)
 		case terr == errOtherClient:
-			p.writeTokenError(w, &tokenError{http.StatusBadRequest, "unauthorized_client", "the token was issued to another client", 0})
+			p.writeTokenError(w, "revocation", &tokenError{http.StatusBadRequest, "unauthorized_client", "the token was issued to another client", 0})
 			return
 		case terr.status == http.StatusServiceUnavailable:
-			p.writeTokenError(w, terr)
+			p.writeTokenError(w, "revocation", terr)
 			return
 		}
 	}
@@ -113,17 +113,17 @@ var inactive = introspection{Active: false}
 func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	c, raw, terr := p.readTokenParam(w, r, "introspection")
 	if terr != nil {
-		p.writeTokenError(w, terr)
+		p.writeTokenError(w, "introspection", terr)
 		return
 	}
 	if c.public() {
-		p.writeTokenError(w, &tokenError{http.StatusUnauthorized, "invalid_client", "public clients cannot introspect tokens", 0})
+		p.writeTokenError(w, "introspection", &tokenError{http.StatusUnauthorized, "invalid_client", "public clients cannot introspect tokens", 0})
 		return
 	}
 	out, err := p.introspect(r.Context(), c, raw)
 	if err != nil {
 		p.logger.Error("oidc: introspect: the store failed", zap.Error(err))
-		p.writeTokenError(w, errUnavailable)
+		p.writeTokenError(w, "introspection", errUnavailable)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)

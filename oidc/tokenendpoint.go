@@ -176,12 +176,14 @@ func (p *Provider) authenticateRequest(r *http.Request, t *clientAuth, endpoint 
 		known = t.ClientID
 	}
 	if d := p.limiter.wait(known, addr); d > 0 {
+		p.event(Event{Kind: EventRateLimited, Endpoint: endpoint, ClientID: clip(t.ClientID)})
 		return nil, &tokenError{status: http.StatusTooManyRequests, code: "temporarily_unavailable",
 			description: "too many failed client authentications; try again later", retryAfter: d}
 	}
 	c, terr := p.authenticate(t)
 	if terr != nil {
 		p.limiter.fail(known, addr)
+		p.event(Event{Kind: EventClientAuthFailed, Endpoint: endpoint, ClientID: clip(t.ClientID)})
 		p.logger.Warn("oidc: client authentication failed",
 			zap.String("endpoint", endpoint),
 			zap.String("client_id", clip(t.ClientID)),
@@ -203,7 +205,8 @@ func clip(s string) string {
 // writeTokenError answers an RFC 6749 §5.2 error, with WWW-Authenticate for
 // a failed client authentication (§5.2: 401 with the scheme the client
 // used) and Retry-After for a 429 (RFC 9110 §10.2.3).
-func (p *Provider) writeTokenError(w http.ResponseWriter, terr *tokenError) {
+func (p *Provider) writeTokenError(w http.ResponseWriter, endpoint string, terr *tokenError) {
+	p.event(Event{Kind: EventError, Endpoint: endpoint, Error: terr.code})
 	switch terr.status {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`", error="invalid_client"`)
@@ -245,7 +248,7 @@ func (p *Provider) authenticate(t *clientAuth) (*client, *tokenError) {
 func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 	resp, terr := p.token(w, r)
 	if terr != nil {
-		p.writeTokenError(w, terr)
+		p.writeTokenError(w, "token", terr)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -448,6 +451,12 @@ func (p *Provider) respond(ctx context.Context, c *client, g *grant, scope []str
 		}
 		resp.RefreshToken = rt
 	}
+	// Only a code exchange asks for the nonce in the ID token.
+	grantType := "refresh_token"
+	if withNonce {
+		grantType = "authorization_code"
+	}
+	p.event(Event{Kind: EventTokenIssued, Endpoint: "token", ClientID: c.ID, GrantType: grantType, Subject: p.subject(c, g.Subject), SID: p.clientSID(c, g.SID)})
 	return resp, nil
 }
 

@@ -350,6 +350,13 @@ func build(stored map[string][]storedKey, now time.Time) (*ring, error) {
 	return r, nil
 }
 
+// Loaded reports whether signing keys are loaded (for a health check).
+func (k *Keyring) Loaded() bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.cur != nil && len(k.cur.signing) > 0
+}
+
 // signer returns the current signing key of alg.
 func (k *Keyring) signer(alg string) (*key, error) {
 	k.mu.RLock()

@@ -204,7 +204,7 @@ func (ss *Sessions) Verify(ctx context.Context, raw string) (*Session, error) {
 	if sess := s.cache.get(raw); sess != nil {
 		if !now.Before(sess.Expiry.Add(Leeway)) {
 			s.cache.remove(raw)
-			return nil, fmt.Errorf("%w: expired", ErrInvalid)
+			return nil, ErrExpired
 		}
 		return ss.accept(sess)
 	}
@@ -222,6 +222,9 @@ func (ss *Sessions) Verify(ctx context.Context, raw string) (*Session, error) {
 	s.cache.put(raw, sess, now)
 	return sess, nil
 }
+
+// ErrExpired is a session token past its expiry.
+var ErrExpired = fmt.Errorf("%w: expired", ErrInvalid)
 
 // ErrWrongAudience is a valid session token of another site.
 var ErrWrongAudience = fmt.Errorf("%w: wrong audience", ErrInvalid)

@@ -158,6 +158,9 @@ func (s *Service) parse(ctx context.Context, raw string, c check) (jwt.MapClaims
 		}
 		return k.public, nil
 	})
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		return nil, fmt.Errorf("%w: %w", ErrExpired, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
