@@ -103,7 +103,7 @@ type Handler struct {
 	logger     *zap.Logger
 	now        func() time.Time
 	engine     *login.Engine
-	held       holds
+	held       *holds
 	// bodyTimeout overrides bodyTimeout (tests).
 	bodyTimeout time.Duration
 	cancel      context.CancelFunc
@@ -300,6 +300,7 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 		return err
 	}
 	h.limiter = newLimiter(h.limitConfig(), h.now)
+	h.held = new(holds)
 	h.engine, err = login.New(login.Config{
 		Store:    h.store,
 		Seal:     engineSealer{h.sealer},
