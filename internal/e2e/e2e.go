@@ -97,12 +97,17 @@ type Options struct {
 	// Extra is more Caddyfile text after the site block: other sites of
 	// the same process.
 	Extra string
+	// Admin, when not zero, serves Caddy's admin endpoint on this port of
+	// 127.0.0.1 (for reloads); otherwise it is off.
+	Admin int
 }
 
 // Instance is a running caddy.
 type Instance struct {
 	URL  string // http://127.0.0.1:<port>
 	Port int
+	// Config is the Caddyfile the instance started with.
+	Config string
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	done chan struct{}
@@ -121,8 +126,12 @@ func Start(t testing.TB, site string, opts Options) *Instance {
 		opts.Port = FreePort(t)
 	}
 	u := fmt.Sprintf("http://127.0.0.1:%d", opts.Port)
+	admin := "off"
+	if opts.Admin != 0 {
+		admin = fmt.Sprintf("127.0.0.1:%d", opts.Admin)
+	}
 	caddyfile := fmt.Sprintf(`{
-	admin off
+	admin %s
 	auto_https off
 	persist_config off
 	storage file_system %q
@@ -133,7 +142,7 @@ func Start(t testing.TB, site string, opts Options) *Instance {
 %s
 }
 %s
-`, opts.Storage, opts.Global, u, strings.ReplaceAll(site, "{url}", u), opts.Extra)
+`, admin, opts.Storage, opts.Global, u, strings.ReplaceAll(site, "{url}", u), opts.Extra)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {
@@ -142,7 +151,7 @@ func Start(t testing.TB, site string, opts Options) *Instance {
 	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	cmd.Env = append(cmd.Env, opts.Env...)
-	inst := &Instance{URL: u, Port: opts.Port, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	inst := &Instance{URL: u, Port: opts.Port, Config: caddyfile, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
