@@ -51,17 +51,47 @@ type clientConfig struct {
 // parseURL parses the URL of `store redis <url>` without connecting. The
 // forms it accepts are listed in README.md; everything in the query that
 // go-redis's ParseURL, ParseFailoverURL or ParseClusterURL accepts is passed
-// on to it. Errors never quote the URL, which may hold a password.
+// on to it. Its errors never show the user information or a password: see
+// parse and withholdSecrets.
 func parseURL(raw string) (*clientConfig, error) {
+	c, err := parse(raw)
+	if err != nil {
+		return nil, withholdSecrets(raw, err)
+	}
+	return c, nil
+}
+
+// errSpilledUserinfo refuses a URL whose last "@" lies beyond the end of the
+// authority. That happens when a user name or password holds an unescaped
+// "/", "?" or "#": the parser then takes part of the password for the host,
+// port, path or query, and any error about those parts would show it.
+var errSpilledUserinfo = errors.New(`invalid URL: an "@" follows the host; percent-encode reserved characters in the user name and password ("@" as %40, "/" as %2F, "?" as %3F, "#" as %23, "%" as %25), and "@" anywhere after the host as %40`)
+
+// parse is parseURL without the last check of its errors. No error of
+// net/url is passed on as it is, since they quote the offending text
+// (a malformed escape inside the password, for example).
+func parse(raw string) (*clientConfig, error) {
+	if i := strings.Index(raw, "://"); i >= 0 {
+		start := i + len("://")
+		end := len(raw)
+		if j := strings.IndexAny(raw[start:], "/?#"); j >= 0 {
+			end = start + j
+		}
+		if strings.LastIndex(raw, "@") >= end {
+			return nil, errSpilledUserinfo
+		}
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("invalid URL: %w", err)
+		return nil, describeURLError(err)
 	}
-	q := u.Query()
+	if u.Fragment != "" || u.ForceQuery {
+		return nil, errors.New(`invalid URL: it has a "#" fragment or an empty "?" query`)
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, errors.New(`invalid URL: the query has a malformed percent-escape or a ";" (write "%" as %25)`)
+	}
 	if q.Has("skip_verify") {
 		return nil, errors.New(`option "skip_verify" is called "insecure_skip_verify" here`)
 	}
@@ -94,7 +124,7 @@ func parseURL(raw string) (*clientConfig, error) {
 		c.addrs = []string{c.single.Addr}
 		return c, c.finish()
 	default:
-		return nil, fmt.Errorf("unsupported URL scheme %q (want redis, rediss or unix)", u.Scheme)
+		return nil, errors.New("unsupported URL scheme (want redis://, rediss:// or unix://)")
 	}
 
 	// Several servers may be listed in the host, separated by commas, or
@@ -146,6 +176,81 @@ func parseURL(raw string) (*clientConfig, error) {
 		}
 	}
 	return c, c.finish()
+}
+
+// describeURLError says what is wrong with a URL that net/url refused,
+// without quoting any of it.
+func describeURLError(err error) error {
+	var (
+		escape  url.EscapeError
+		badHost url.InvalidHostError
+	)
+	msg := err.Error()
+	switch {
+	case errors.As(err, &escape):
+		return errors.New(`invalid URL: a percent-escape is malformed ("%" must be followed by two hexadecimal digits; write "%" itself as %25)`)
+	case errors.As(err, &badHost):
+		return errors.New("invalid URL: the host has an invalid character")
+	case strings.Contains(msg, "invalid userinfo"):
+		return errors.New("invalid URL: the user name or password has a character that must be percent-encoded")
+	case strings.Contains(msg, "invalid port"):
+		return errors.New("invalid URL: the port is not a number")
+	case strings.Contains(msg, "control character"):
+		return errors.New("invalid URL: it contains a control character")
+	case strings.Contains(msg, "missing protocol scheme"):
+		return errors.New("invalid URL: no scheme (want redis://, rediss:// or unix://)")
+	default:
+		return errors.New("invalid URL")
+	}
+}
+
+// withholdSecrets is the last guard of parseURL: an error that, whatever
+// its origin (go-redis's parsers quote values), contains the URL's password
+// or user name, or the value of a password option, is replaced by one that
+// does not.
+func withholdSecrets(raw string, err error) error {
+	msg := err.Error()
+	for _, secret := range urlSecrets(raw) {
+		if strings.Contains(msg, secret) {
+			return errors.New("invalid URL (the details are withheld because they would show the user name or password; check that reserved characters in them are percent-encoded)")
+		}
+	}
+	return err
+}
+
+// urlSecrets returns the user information of raw (as written and decoded,
+// whole and each part) and the values of its password options, leaving out
+// what is too short to tell apart from ordinary text.
+func urlSecrets(raw string) []string {
+	var secrets []string
+	add := func(s string) {
+		if len(s) >= 3 {
+			secrets = append(secrets, s)
+		}
+		if d, err := url.PathUnescape(s); err == nil && d != s && len(d) >= 3 {
+			secrets = append(secrets, d)
+		}
+	}
+	rest := raw
+	if i := strings.Index(rest, "://"); i >= 0 {
+		rest = rest[i+len("://"):]
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		userinfo := rest[:at]
+		add(userinfo)
+		for part := range strings.SplitSeq(userinfo, ":") {
+			add(part)
+		}
+	}
+	if i := strings.Index(raw, "?"); i >= 0 {
+		for pair := range strings.SplitSeq(raw[i+1:], "&") {
+			k, v, _ := strings.Cut(pair, "=")
+			if strings.Contains(strings.ToLower(k), "password") || strings.Contains(strings.ToLower(k), "username") {
+				add(v)
+			}
+		}
+	}
+	return secrets
 }
 
 // hostPort normalises one server of the URL to host:port.

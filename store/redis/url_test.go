@@ -147,6 +147,54 @@ func TestParseURLErrorHidesPassword(t *testing.T) {
 	}
 }
 
+// TestParseURLErrorHidesPasswordFragments writes passwords the way
+// operators get them wrong (a malformed escape, reserved characters left
+// unescaped) in every place a password can go, and checks that no error
+// shows any three characters of the password in a row.
+func TestParseURLErrorHidesPasswordFragments(t *testing.T) {
+	passwords := []string{
+		"s3cr%zzet", "s3cr%2et", "s3cret%", "s3/cr3t", "s3?cr3t", "s3#cr3t", "s3@cr3t",
+		"s3:cr3t", "s3[cr]3t", "s3 cr3t", "s3%00cr3t", "12/ab34", "12?ab=34", "12#ab34",
+		"99/0", "s3cr\x7fet", "s3,cr3t", "s3&cr=3t",
+	}
+	forms := []string{
+		"redis://user:%s@h:6379/0",
+		"redis://:%s@h",
+		"rediss://user:%s@a:1,b:2,c:3",
+		"redis://user:%s@s1:26379,s2:26379?master_name=m",
+		"redis://s1:26379?master_name=m&password=%s",
+		"redis://:sentinelpw@s1:26379?master_name=m&password=%s&db=x",
+		"unix://user:%s@/run/redis.sock",
+		"redis://%s@h",
+	}
+	for _, pw := range passwords {
+		for _, form := range forms {
+			raw := strings.Replace(form, "%s", pw, 1)
+			_, err := parseURL(raw)
+			if err == nil {
+				continue
+			}
+			msg := err.Error()
+			for i := 0; i+3 <= len(pw); i++ {
+				if frag := pw[i : i+3]; strings.Contains(msg, frag) {
+					t.Errorf("parseURL(%q) = %q: shows %q of the password", raw, msg, frag)
+					break
+				}
+			}
+		}
+	}
+}
+
+// TestParseURLMalformedQueryIsRefused checks that a query parameter with a
+// malformed escape is an error rather than silently dropped: a Sentinel
+// master password lost that way would only show as failed logins.
+func TestParseURLMalformedQueryIsRefused(t *testing.T) {
+	_, err := parseURL("redis://s1:26379?master_name=m&password=s3cr%zzet")
+	if err == nil || !strings.Contains(err.Error(), "percent-escape") {
+		t.Fatalf("parseURL = %v, want an error about the escape", err)
+	}
+}
+
 func TestEntryEncoding(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 500_000, time.UTC) // 0.5 ms past a millisecond
 	for _, ttl := range []time.Duration{0, time.Nanosecond, time.Minute, 1500 * time.Microsecond} {
