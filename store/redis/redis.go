@@ -82,6 +82,9 @@ type Options struct {
 type Store struct {
 	client redis.UniversalClient
 	logger *zap.Logger
+	// goRedisLogger receives go-redis's own lines while this Store is the
+	// most recently opened one (see goRedisLog).
+	goRedisLogger *zap.Logger
 	now    func() time.Time
 	prefix string
 	// lease is how long a lock lives in Redis unless renewed; see Lock.
@@ -136,6 +139,9 @@ func New(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		wake:   make(map[string]chan struct{}),
 		done:   make(chan struct{}),
 	}
+	s.goRedisLogger = s.logger.Named("go-redis")
+	installGoRedisLog()
+	goRedisLog.add(s.goRedisLogger)
 	fields := []zap.Field{
 		zap.String("mode", cfg.mode),
 		zap.Strings("addresses", cfg.addrs),
@@ -170,6 +176,7 @@ func (s *Store) Close() error {
 		if cerr := s.client.Close(); cerr != nil {
 			err = fmt.Errorf("redisstore: close: %w", cerr)
 		}
+		goRedisLog.remove(s.goRedisLogger)
 	})
 	return err
 }
