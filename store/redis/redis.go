@@ -85,8 +85,8 @@ type Store struct {
 	// goRedisLogger receives go-redis's own lines while this Store is the
 	// most recently opened one (see goRedisLog).
 	goRedisLogger *zap.Logger
-	now    func() time.Time
-	prefix string
+	now           func() time.Time
+	prefix        string
 	// lease is how long a lock lives in Redis unless renewed; see Lock.
 	lease time.Duration
 
