@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -44,6 +46,9 @@ var (
 	// ErrUnknownKey is returned for a sealed secret whose key id names
 	// none of the keys given.
 	ErrUnknownKey = errors.New("store: the secret was encrypted with a key that is not among the encryption keys; add that key (after the new one) to encryption_key")
+	// ErrNoKey is returned by the Get of an [Unencrypted] store for a
+	// secret that the store holds encrypted.
+	ErrNoKey = errors.New("store: the secret is stored encrypted, but no encryption key is set; set encryption_key as on the instances that wrote it")
 	// ErrTampered is returned for a sealed secret that does not open with
 	// the key its id names.
 	ErrTampered = errors.New("store: the encrypted secret does not open: it was changed, or copied from another store key")
@@ -95,6 +100,33 @@ func ParseKey(text string) ([]byte, error) {
 	}
 	if bytes.Count(key, key[:1]) == len(key) {
 		return nil, errors.New("is one byte repeated, not random")
+	}
+	return key, nil
+}
+
+// maxKeyFile bounds what ReadKeyFile reads: a key file holds one encoded
+// key and perhaps a newline.
+const maxKeyFile = 1024
+
+// ReadKeyFile reads a store encryption key from the file at path, encoded
+// as ParseKey accepts it (surrounding white space ignored). Errors name the
+// path, never what the file holds.
+func ReadKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("%s: longer than a key file (%d bytes at most)", path, maxKeyFile)
+	}
+	key, err := ParseKey(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("%s: the key %w", path, err)
 	}
 	return key, nil
 }
@@ -177,10 +209,24 @@ func Sealed(inner Store, opts SealOptions) (Store, error) {
 			s.sealID, s.sealWith = id, aead
 		}
 	}
-	if n, ok := inner.(Notifier); ok {
-		return &sealedNotifier{sealed: s, Notifier: n}, nil
+	return s.withNotifier(), nil
+}
+
+// Unencrypted returns a store that keeps every value as inner does, as a
+// deployment without encryption keys does, but refuses a secret that it
+// finds encrypted with ErrNoKey rather than hand the sealed bytes to a
+// caller that would fail to parse them. Like [Sealed], it is a [Notifier]
+// when inner is one, and [Unwrap] returns inner.
+func Unencrypted(inner Store) Store {
+	s := &sealed{inner: inner, isSecret: IsSecret, logger: zap.NewNop()}
+	return s.withNotifier()
+}
+
+func (s *sealed) withNotifier() Store {
+	if n, ok := s.inner.(Notifier); ok {
+		return &sealedNotifier{sealed: s, Notifier: n}
 	}
-	return s, nil
+	return s
 }
 
 // Unwrap returns the store that s wraps, through any number of wrappers
@@ -200,6 +246,8 @@ type sealed struct {
 	isSecret func(string) bool
 	migrate  bool
 	logger   *zap.Logger
+	// sealID and sealWith are the first key's; without keys (Unencrypted)
+	// sealWith is nil and values are kept as they are.
 	sealID   [keyIDSize]byte
 	sealWith cipher.AEAD
 	byID     map[[keyIDSize]byte]cipher.AEAD
@@ -257,6 +305,12 @@ func (s *sealed) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil || !s.isSecret(key) {
 		return raw, err
 	}
+	if s.sealWith == nil {
+		if isSealed(raw) {
+			return nil, fmt.Errorf("store: get %q: %w", key, ErrNoKey)
+		}
+		return raw, nil
+	}
 	if !isSealed(raw) {
 		if !s.migrate {
 			return nil, fmt.Errorf("store: get %q: %w", key, ErrPlaintextSecret)
@@ -303,7 +357,7 @@ func (s *sealed) sealInPlace(ctx context.Context, key string) ([]byte, error) {
 
 // Set stores value under key, sealed when key is a secret.
 func (s *sealed) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if s.isSecret(key) {
+	if s.sealWith != nil && s.isSecret(key) {
 		value = s.seal(key, value)
 	}
 	return s.inner.Set(ctx, key, value, ttl)
@@ -312,7 +366,7 @@ func (s *sealed) Set(ctx context.Context, key string, value []byte, ttl time.Dur
 // SetIfAbsent stores value under key, sealed when key is a secret, unless
 // a live value is there.
 func (s *sealed) SetIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if s.isSecret(key) {
+	if s.sealWith != nil && s.isSecret(key) {
 		value = s.seal(key, value)
 	}
 	return s.inner.SetIfAbsent(ctx, key, value, ttl)

@@ -337,3 +337,58 @@ func TestSealedNotFound(t *testing.T) {
 		t.Errorf("missing secret = %v, want ErrNotFound", err)
 	}
 }
+
+func TestReadKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	key := newKey(t)
+	good := filepath.Join(dir, "key")
+	if err := os.WriteFile(good, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := store.ReadKeyFile(good); err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("ReadKeyFile = %x, %v", got, err)
+	}
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("hunter2hunter2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ReadKeyFile(short); err == nil || !strings.Contains(err.Error(), short) || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("ReadKeyFile of a short key = %v; want an error naming the file, not its content", err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("A"), 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ReadKeyFile(big); err == nil {
+		t.Error("ReadKeyFile of a 4 KiB file succeeded")
+	}
+	if _, err := store.ReadKeyFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadKeyFile of a missing file = %v", err)
+	}
+}
+
+// TestUnencrypted checks that a store without keys keeps values as they are
+// and refuses a secret that instances with a key wrote encrypted.
+func TestUnencrypted(t *testing.T) {
+	ctx := t.Context()
+	m := store.NewMemory(nil)
+	plain := store.Unencrypted(m)
+	if err := plain.Set(ctx, "keys/subject", []byte("plain"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := m.Get(ctx, "keys/subject"); string(raw) != "plain" {
+		t.Fatalf("stored as %q", raw)
+	}
+	if got, err := plain.Get(ctx, "keys/subject"); err != nil || string(got) != "plain" {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	if err := mustSealed(t, m, store.SealOptions{Keys: [][]byte{newKey(t)}}).Set(ctx, "keys/seal", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Get(ctx, "keys/seal"); !errors.Is(err, store.ErrNoKey) || !strings.Contains(err.Error(), "encryption_key") {
+		t.Errorf("encrypted secret without a key = %v; want ErrNoKey naming encryption_key", err)
+	}
+	if store.Unwrap(plain) != store.Store(m) {
+		t.Error("Unwrap")
+	}
+}
