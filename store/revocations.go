@@ -246,7 +246,7 @@ func (r *Revocations) Sync(ctx context.Context) error {
 		restored++
 	}
 	if restored > 0 {
-		r.logger.Warn("store: the store had lost revocations that had not ended; they were written back",
+		r.logger.Warn("store: revocations that had not ended were missing from the store (lost by it, or not written during an outage); they were written back",
 			zap.Int("revocations", restored))
 	}
 	if failed != nil {

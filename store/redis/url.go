@@ -21,6 +21,11 @@ const (
 	defaultWriteTimeout  = 2 * time.Second
 	defaultDialerRetries = 2
 	defaultPort          = "6379"
+	// defaultAckTimeout bounds the wait for replicas to confirm a write
+	// (see clientConfig.acks). A healthy replica on the same network
+	// confirms within a millisecond.
+	defaultAckTimeout = time.Second
+	maxAcks           = 16
 )
 
 // Kinds of deployment a URL can name.
@@ -42,6 +47,13 @@ type clientConfig struct {
 	addrs []string
 	// insecure is set when the URL turned off TLS certificate checks.
 	insecure bool
+	// acks is how many replicas must confirm each write (Redis WAIT)
+	// before it counts as done, and ackTimeout how long to wait for them.
+	// Redis replicates asynchronously: without the wait, a write that the
+	// master answered can be missing from the replica that a failover
+	// promotes, and a value consumed once can be consumed again.
+	acks       int
+	ackTimeout time.Duration
 
 	single   *redis.Options
 	failover *redis.FailoverOptions
@@ -108,7 +120,10 @@ func parse(raw string) (*clientConfig, error) {
 			return nil, fmt.Errorf("option %q: reads from replicas are not supported, since a replica can miss a value consumed or revoked a moment ago", name)
 		}
 	}
-	c := &clientConfig{insecure: insecure}
+	c := &clientConfig{insecure: insecure, acks: -1, ackTimeout: defaultAckTimeout}
+	if err := ackOptions(q, c); err != nil {
+		return nil, err
+	}
 
 	switch u.Scheme {
 	case "redis", "rediss":
@@ -122,6 +137,7 @@ func parse(raw string) (*clientConfig, error) {
 			return nil, err
 		}
 		c.addrs = []string{c.single.Addr}
+		c.acks = max(c.acks, 0)
 		return c, c.finish()
 	default:
 		return nil, errors.New("unsupported URL scheme (want redis://, rediss:// or unix://)")
@@ -175,7 +191,38 @@ func parse(raw string) (*clientConfig, error) {
 			return nil, err
 		}
 	}
+	if c.acks < 0 {
+		// A Sentinel group has replicas by design; a Cluster or a single
+		// server may have none, and waiting for one would fail every
+		// write.
+		c.acks = 0
+		if c.mode == modeSentinel {
+			c.acks = 1
+		}
+	}
 	return c, c.finish()
+}
+
+// ackOptions reads and removes the options replica_acks (a count) and
+// replica_ack_timeout (a duration) into c.
+func ackOptions(q url.Values, c *clientConfig) error {
+	if q.Has("replica_acks") {
+		n, err := strconv.Atoi(q.Get("replica_acks"))
+		if err != nil || n < 0 || n > maxAcks {
+			return fmt.Errorf("option \"replica_acks\": want a number of replicas from 0 to %d", maxAcks)
+		}
+		c.acks = n
+		q.Del("replica_acks")
+	}
+	if q.Has("replica_ack_timeout") {
+		d, err := time.ParseDuration(q.Get("replica_ack_timeout"))
+		if err != nil || d < time.Millisecond || d > 10*time.Second {
+			return errors.New(`option "replica_ack_timeout": want a duration from 1ms to 10s`)
+		}
+		c.ackTimeout = d
+		q.Del("replica_ack_timeout")
+	}
+	return nil
 }
 
 // describeURLError says what is wrong with a URL that net/url refused,

@@ -231,3 +231,37 @@ func TestEscapeGlob(t *testing.T) {
 		t.Errorf("escapeGlob = %q, want %q", got, want)
 	}
 }
+
+func TestParseURLReplicaAcks(t *testing.T) {
+	for _, c := range []struct {
+		url     string
+		acks    int
+		timeout time.Duration
+	}{
+		{"redis://h", 0, defaultAckTimeout},
+		{"unix:///run/redis.sock", 0, defaultAckTimeout},
+		{"redis://a:1,b:2,c:3", 0, defaultAckTimeout},
+		{"redis://s1:26379,s2:26379?master_name=m", 1, defaultAckTimeout},
+		{"redis://s1:26379?master_name=m&replica_acks=0", 0, defaultAckTimeout},
+		{"redis://s1:26379?master_name=m&replica_acks=2&replica_ack_timeout=250ms", 2, 250 * time.Millisecond},
+		{"redis://h?replica_acks=1", 1, defaultAckTimeout},
+		{"redis://a:1,b:2?replica_acks=1", 1, defaultAckTimeout},
+	} {
+		cfg, err := parseURL(c.url)
+		if err != nil {
+			t.Errorf("parseURL(%q): %v", c.url, err)
+			continue
+		}
+		if cfg.acks != c.acks || cfg.ackTimeout != c.timeout {
+			t.Errorf("parseURL(%q): replica_acks %d, timeout %v; want %d, %v", c.url, cfg.acks, cfg.ackTimeout, c.acks, c.timeout)
+		}
+	}
+	for _, u := range []string{
+		"redis://h?replica_acks=-1", "redis://h?replica_acks=x", "redis://h?replica_acks=17",
+		"redis://h?replica_ack_timeout=0s", "redis://h?replica_ack_timeout=1m", "redis://h?replica_ack_timeout=soon",
+	} {
+		if _, err := parseURL(u); err == nil {
+			t.Errorf("parseURL(%q) accepted", u)
+		}
+	}
+}
