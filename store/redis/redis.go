@@ -385,12 +385,37 @@ func (s *Store) SetIfAbsent(ctx context.Context, key string, value []byte, ttl t
 			// failover could lose.
 			err = nil
 		}
+		if cerr == nil && n == 1 && err != nil {
+			// Written, but not confirmed, so the caller is told it
+			// failed: take the value back, so that trying again can
+			// consume it rather than find it consumed.
+			s.undo(ctx, key, args[0].([]byte))
+		}
 	}
 	if err != nil {
 		return false, s.fail(ctx, "set if absent", err)
 	}
 	s.ok()
 	return n == 1, nil
+}
+
+// undoScript deletes KEYS[1] if it still holds ARGV[1], the entry that a
+// SetIfAbsent wrote.
+var undoScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// undo deletes the entry that SetIfAbsent wrote under key, if it is still
+// there. Nobody else can have written the same bytes, since that
+// SetIfAbsent found the key taken. It is best effort: on a master about to
+// be replaced the write is lost anyway.
+func (s *Store) undo(ctx context.Context, key string, entry []byte) {
+	if err := undoScript.Run(ctx, s.client, []string{s.key(key)}, entry).Err(); err != nil {
+		s.logger.Debug("redisstore: taking back an unconfirmed write failed", zap.Error(err))
+	}
 }
 
 // Delete removes key; deleting a missing key is not an error.

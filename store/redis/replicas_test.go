@@ -22,7 +22,8 @@ import (
 func TestReplicaAcksWithoutReplica(t *testing.T) {
 	srv := startRedis(t)
 	core, logs := observer.New(zapcore.InfoLevel)
-	s := newStore(t, srv.url()+"?replica_acks=1&replica_ack_timeout=50ms", redisstore.Options{Prefix: newPrefix(), Logger: zap.New(core)})
+	prefix := newPrefix()
+	s := newStore(t, srv.url()+"?replica_acks=1&replica_ack_timeout=50ms", redisstore.Options{Prefix: prefix, Logger: zap.New(core)})
 	ctx := t.Context()
 
 	start := time.Now()
@@ -33,8 +34,16 @@ func TestReplicaAcksWithoutReplica(t *testing.T) {
 	if err := s.Set(ctx, "revoked/a", []byte("x"), time.Hour); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("unconfirmed Set = %v; want ErrUnavailable", err)
 	}
-	// jti/a was written all the same: trying it again answers false.
-	if ok, err := s.SetIfAbsent(ctx, "jti/a", []byte("x"), time.Hour); ok || err != nil {
+	// The unconfirmed jti/a was taken back: it is not consumed.
+	if _, err := s.Get(ctx, "jti/a"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unconfirmed SetIfAbsent left its value: %v", err)
+	}
+	// A value that is there is refused at once, without error: nothing
+	// was written that a failover could lose.
+	if err := srv.client().Set(ctx, prefix+"jti/b", "0\nx", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.SetIfAbsent(ctx, "jti/b", []byte("x"), time.Hour); ok || err != nil {
 		t.Fatalf("SetIfAbsent of a value that is there = %v, %v; want false, nil", ok, err)
 	}
 	took := waitFor(t, 10*time.Second, "writes accepted unconfirmed", func() bool {
