@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-idv/caddy-idv/internal/e2e"
+	"github.com/caddy-idv/caddy-idv/store"
 )
 
 // sealedPrefix starts every secret the store keeps encrypted.
@@ -131,6 +133,43 @@ func TestStoreEncryptionMigrates(t *testing.T) {
 		for _, k := range storeSecrets {
 			if v := fileSecret(t, dir, k); !bytes.HasPrefix(v, []byte(sealedPrefix)) {
 				t.Errorf("%s is still unencrypted after the start with %q", k, option)
+			}
+		}
+		inst.Stop()
+	}
+}
+
+// TestStoreKeyRotation follows the rotation procedure of store/README.md:
+// the new key is put first and the old one after it, one start seals every
+// secret again with the new key, and the old key can then go; a session
+// made before keeps working throughout.
+func TestStoreKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	oldKey, newKey := storeKeyEnv(t), storeKeyEnv(t)
+	env := []string{"IDV_OLD_KEY=" + strings.TrimPrefix(oldKey, "IDV_STORE_KEY="), "IDV_NEW_KEY=" + strings.TrimPrefix(newKey, "IDV_STORE_KEY=")}
+	first := e2e.Start(t, withStore(site, "store {\n\t\t\tencryption_key {env.IDV_OLD_KEY}\n\t\t}"), e2e.Options{Storage: dir, Env: env})
+	br := e2e.NewBrowser()
+	if _, st := login(t, first, br, nil, "/"); st.State != "completed" {
+		t.Fatalf("login: %+v", st)
+	}
+	first.Stop()
+
+	newRaw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(newKey, "IDV_STORE_KEY="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newID, _ := hex.DecodeString(store.KeyID(newRaw))
+	for _, option := range []string{
+		"store {\n\t\t\tencryption_key {env.IDV_NEW_KEY} {env.IDV_OLD_KEY}\n\t\t}",
+		"store {\n\t\t\tencryption_key {env.IDV_NEW_KEY}\n\t\t}",
+	} {
+		inst := e2e.Start(t, withStore(site, option), e2e.Options{Storage: dir, Port: first.Port, Env: env})
+		if code, _, body := br.Do(t, http.MethodGet, inst.URL+"/", nil, nil); code != http.StatusOK {
+			t.Fatalf("a session made with the old key, with %q: %d %s", option, code, body)
+		}
+		for _, k := range storeSecrets {
+			if v := fileSecret(t, dir, k); !bytes.HasPrefix(v, append([]byte(sealedPrefix), newID...)) {
+				t.Errorf("%s is not sealed with the new key after the start with %q", k, option)
 			}
 		}
 		inst.Stop()

@@ -147,9 +147,10 @@ func keyID(key []byte) [keyIDSize]byte {
 // SealOptions configures [Sealed].
 type SealOptions struct {
 	// Keys are AES-256 keys of KeySize bytes (see ParseKey). The first
-	// seals every write; each of them opens what it sealed, so a key
-	// being replaced stays in the list, after the new one, until every
-	// secret has been sealed again.
+	// seals every write; each of them opens what it sealed, and a secret
+	// read that another key sealed is sealed again with the first, so a
+	// key being replaced stays in the list, after the new one, until every
+	// secret has been read once.
 	Keys [][]byte
 	// IsSecret picks the store keys whose values are sealed.
 	// Default: IsSecret.
@@ -168,6 +169,8 @@ type SealOptions struct {
 // SealOptions.IsSecret) sealed with AES-256-GCM: each value is stored as
 // sealMagic, the id of the key that sealed it (KeyID), a random 12-byte
 // nonce and the ciphertext, with the store key bound as additional data.
+// Secrets are taken to have no lifetime: one sealed again in place (after
+// migration or rotation) is written without one.
 // Other keys, List, Delete and Lock go to inner unchanged, and so do
 // Publish and Subscribe: the result is a [Notifier] when inner is one.
 // [Unwrap] returns inner.
@@ -321,16 +324,27 @@ func (s *sealed) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: get %q: %w", key, err)
 	}
+	if !s.sealedWithFirst(raw) {
+		// Sealed with a key being replaced: seal it again with the new
+		// one, so that the old key can go (see README.md, rotation).
+		return s.sealInPlace(ctx, key)
+	}
 	return plain, nil
 }
 
-// sealInPlace seals the plaintext secret under key and returns it. Under a
+// sealedWithFirst reports whether the sealed value raw names the first key.
+func (s *sealed) sealedWithFirst(raw []byte) bool {
+	return bytes.Equal(raw[len(sealMagic):len(sealMagic)+keyIDSize], s.sealID[:])
+}
+
+// sealInPlace seals the secret under key with the first key, when it is
+// stored unencrypted or sealed with another key, and returns it. Under a
 // lock, so that instances starting together seal it once, it reads the
 // value again: another instance may have sealed or replaced it meanwhile.
-// Every writer of a secret reads it first, and that read waits here, so
-// none can write a newer value between this read and the write below.
-// The secret is written without a lifetime, as the module keeps every
-// secret.
+// Every writer of a secret reads it first, and a read that finds it in
+// need of sealing waits here too, so none can write a newer value between
+// the read below and the write. The secret is written without a lifetime,
+// as the module keeps every secret.
 func (s *sealed) sealInPlace(ctx context.Context, key string) ([]byte, error) {
 	unlock, err := s.inner.Lock(ctx, migrateLocks+key)
 	if err != nil {
@@ -341,18 +355,21 @@ func (s *sealed) sealInPlace(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	plain, what := raw, "encrypted a secret that was stored unencrypted"
 	if isSealed(raw) {
-		plain, err := s.open(key, raw)
-		if err != nil {
+		if plain, err = s.open(key, raw); err != nil {
 			return nil, fmt.Errorf("store: get %q: %w", key, err)
 		}
-		return plain, nil
+		if s.sealedWithFirst(raw) {
+			return plain, nil
+		}
+		what = "encrypted a secret again with the first encryption key"
 	}
-	if err := s.inner.Set(ctx, key, s.seal(key, raw), 0); err != nil {
+	if err := s.inner.Set(ctx, key, s.seal(key, plain), 0); err != nil {
 		return nil, fmt.Errorf("store: get %q: sealing in place: %w", key, err)
 	}
-	s.logger.Info("store: encrypted a secret that was stored unencrypted", zap.String("key", key))
-	return raw, nil
+	s.logger.Info("store: "+what, zap.String("key", key))
+	return plain, nil
 }
 
 // Set stores value under key, sealed when key is a secret.

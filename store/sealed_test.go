@@ -196,37 +196,53 @@ func TestSealedRefuses(t *testing.T) {
 }
 
 // TestSealedRotation: with the new key first and the old one after it,
-// secrets sealed with the old key still open and every write is sealed
-// with the new one; once all are written again, the old key can go.
+// secrets sealed with the old key still open, are sealed again with the new
+// key when read, and every write is sealed with the new one; once all were
+// read, the old key can go.
 func TestSealedRotation(t *testing.T) {
 	ctx := t.Context()
 	m := store.NewMemory(nil)
 	oldKey, newK := newKey(t), newKey(t)
+	newID, _ := hex.DecodeString(store.KeyID(newK))
+	sealedWithNew := func(k string) bool {
+		raw, _ := m.Get(ctx, k)
+		return bytes.HasPrefix(raw, append([]byte("idv-sealed:1:"), newID...))
+	}
 	before := mustSealed(t, m, store.SealOptions{Keys: [][]byte{oldKey}})
-	for _, k := range []string{"keys/signing", "keys/subject"} {
+	for _, k := range []string{"keys/signing", "keys/subject", "keys/seal"} {
 		if err := before.Set(ctx, k, []byte("value of "+k), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	during := mustSealed(t, m, store.SealOptions{Keys: [][]byte{newK, oldKey}})
+	core, logs := observer.New(zapcore.InfoLevel)
+	during := mustSealed(t, m, store.SealOptions{Keys: [][]byte{newK, oldKey}, Logger: zap.New(core)})
 	for _, k := range []string{"keys/signing", "keys/subject"} {
 		if got, err := during.Get(ctx, k); err != nil || string(got) != "value of "+k {
 			t.Fatalf("Get(%q) with the old key second = %q, %v", k, got, err)
 		}
+		if !sealedWithNew(k) {
+			t.Errorf("%s, read with the new key first, is still sealed with the old one", k)
+		}
+	}
+	if n := logs.FilterMessageSnippet("again with the first").Len(); n != 2 {
+		t.Errorf("%d secrets logged as sealed again, want 2", n)
 	}
 	if err := during.Set(ctx, "keys/signing", []byte("rotated"), 0); err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := m.Get(ctx, "keys/signing")
-	if id, _ := hex.DecodeString(store.KeyID(newK)); !bytes.HasPrefix(raw, append([]byte("idv-sealed:1:"), id...)) {
+	if !sealedWithNew("keys/signing") {
 		t.Errorf("a write during the rotation is not sealed with the new key")
 	}
 	after := mustSealed(t, m, store.SealOptions{Keys: [][]byte{newK}})
-	if got, err := after.Get(ctx, "keys/signing"); err != nil || string(got) != "rotated" {
-		t.Errorf("rewritten secret with the new key only = %q, %v", got, err)
+	for k, want := range map[string]string{"keys/signing": "rotated", "keys/subject": "value of keys/subject"} {
+		if got, err := after.Get(ctx, k); err != nil || string(got) != want {
+			t.Errorf("Get(%q) with the new key only = %q, %v", k, got, err)
+		}
 	}
-	if _, err := after.Get(ctx, "keys/subject"); !errors.Is(err, store.ErrUnknownKey) {
-		t.Errorf("a secret not yet rewritten, with the old key gone = %v; want ErrUnknownKey", err)
+	// keys/seal was never read during the rotation: the old key is still
+	// needed for it, and the error says which.
+	if _, err := after.Get(ctx, "keys/seal"); !errors.Is(err, store.ErrUnknownKey) || !strings.Contains(err.Error(), store.KeyID(oldKey)) {
+		t.Errorf("a secret not read during the rotation, with the old key gone = %v; want ErrUnknownKey naming %s", err, store.KeyID(oldKey))
 	}
 }
 
