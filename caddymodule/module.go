@@ -91,7 +91,7 @@ type Handler struct {
 	wg        *sync.WaitGroup
 }
 
-// StoreConfig is `store redis <url>` (CONTRACT §9), or `store` with only
+// StoreConfig is `store redis <url>`, or `store` with only
 // encryption options for Caddy's storage.
 type StoreConfig struct {
 	// Type is "redis", or empty for Caddy's configured storage.
