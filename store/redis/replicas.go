@@ -113,6 +113,9 @@ func (s *Store) acceptUnconfirmed(ctx context.Context, node masterNode) bool {
 	r := &s.replicas
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The wall clock, not Options.Now: the grace is about how long Redis
+	// has been without replicas, which a test's entry clock does not
+	// follow.
 	now := time.Now()
 	if replicas != 0 {
 		// A replica that lags, or a node that is no master (any more):
