@@ -67,6 +67,9 @@ func TestSentinelFailoverDuringLogins(t *testing.T) {
 		crashed                 atomic.Bool
 		// failedAt are the times logins failed and were started over.
 		failedAt []time.Time
+		// warm is closed once 10 logins have completed.
+		warm     = make(chan struct{})
+		warmOnce sync.Once
 	)
 	// note records an answer: 503 is the outage, anything not in ok is a
 	// failure of the test.
@@ -115,7 +118,9 @@ func TestSentinelFailoverDuringLogins(t *testing.T) {
 					mu.Unlock()
 					return
 				}
-				completed.Add(1)
+				if completed.Add(1) == 10 {
+					warmOnce.Do(func() { close(warm) })
+				}
 				if crashed.Load() {
 					completedAfter.Add(1)
 				}
@@ -123,8 +128,12 @@ func TestSentinelFailoverDuringLogins(t *testing.T) {
 		})
 	}
 
-	for completed.Load() < 10 {
-		time.Sleep(20 * time.Millisecond)
+	select {
+	case <-warm:
+	case <-time.After(time.Minute):
+		close(stop)
+		wg.Wait()
+		t.Fatal("no load before the failover")
 	}
 	old := g.MasterAddr()
 	crash := time.Now()
@@ -137,7 +146,7 @@ func TestSentinelFailoverDuringLogins(t *testing.T) {
 		if time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // a state that builds up over time, with no event to await
 	}
 	close(stop)
 	wg.Wait()
@@ -179,6 +188,7 @@ func TestSentinelFailoverDuringLogins(t *testing.T) {
 			}
 		}
 		refused := false
+		// Another process's periodic sync, with no signal across processes.
 		for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 			code, _, _ := api.Do(t, http.MethodGet, c.URL+"/", nil, bearer)
 			if code == http.StatusUnauthorized {

@@ -71,9 +71,15 @@ func testSentinelFailover(t *testing.T, how string) {
 		// failure.
 		okSinceFail     int
 		calls, failures atomic.Int64
+		// warm is closed once the instances have made warmCalls calls.
+		warm     = make(chan struct{})
+		warmOnce sync.Once
 	)
+	const warmCalls = 400
 	record := func(err error) {
-		calls.Add(1)
+		if calls.Add(1) == warmCalls {
+			warmOnce.Do(func() { close(warm) })
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if err == nil {
@@ -135,8 +141,12 @@ func testSentinelFailover(t *testing.T, how string) {
 	}
 
 	// Some load before the failover.
-	for calls.Load() < 400 {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-warm:
+	case <-time.After(time.Minute):
+		close(stop)
+		wg.Wait()
+		t.Fatal("no load before the failover")
 	}
 	old := g.MasterAddr()
 	start := time.Now()
@@ -159,7 +169,7 @@ func testSentinelFailover(t *testing.T, how string) {
 		if quiet || noFailure || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // a state that builds up over time, with no event to await
 	}
 	close(stop)
 	wg.Wait()
