@@ -49,6 +49,7 @@ func startRedisProc(tb testing.TB, bin string, args []string, ready string) *red
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = w, w
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		r.Close()
 		w.Close()
