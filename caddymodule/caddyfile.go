@@ -165,11 +165,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "store":
-			args := d.RemainingArgs()
-			if len(args) != 2 || args[0] != "redis" {
-				return d.Errf("store: want `store redis <url>`")
+			if err := h.unmarshalStore(d); err != nil {
+				return err
 			}
-			h.Store = &StoreConfig{Type: "redis", URL: args[1]}
 		default:
 			return d.Errf("unknown option %q (known: provider, prefix, site, session, limit, require, header, oidc, trust_issuer, templates, store)", opt)
 		}
@@ -320,6 +318,56 @@ func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
 			return d.Errf("limit: unknown option %q (known: per_address, total)", opt)
 		}
 	}
+	return nil
+}
+
+// unmarshalStore reads
+//
+//	store redis <url> [{ <options> }]
+//	store { <options> }
+//
+// where the options, all about encrypting the secrets kept in the store,
+// are encryption_key <key...>, encryption_key_file <path> (in the order
+// given: the first key encrypts) and migrate_plaintext.
+func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
+	const want = "store: want `store redis <url>` or `store { encryption_key <key> }`"
+	cfg := &StoreConfig{}
+	switch args := d.RemainingArgs(); {
+	case len(args) == 0:
+	case len(args) == 2 && args[0] == "redis":
+		cfg.Type, cfg.URL = "redis", args[1]
+	default:
+		return d.Err(want)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "encryption_key":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Err("store encryption_key: want `encryption_key <key...>` (32 random bytes, base64 or hex; use a placeholder such as {env.IDV_STORE_KEY})")
+			}
+			for _, a := range args {
+				cfg.EncryptionKeys = append(cfg.EncryptionKeys, EncryptionKey{Value: a})
+			}
+		case "encryption_key_file":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			cfg.EncryptionKeys = append(cfg.EncryptionKeys, EncryptionKey{File: v})
+		case "migrate_plaintext":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			cfg.MigratePlaintext = true
+		default:
+			return d.Errf("store: unknown option %q (known: encryption_key, encryption_key_file, migrate_plaintext)", opt)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return d.Err(strings.TrimPrefix(err.Error(), "idv: "))
+	}
+	h.Store = cfg
 	return nil
 }
 

@@ -83,6 +83,8 @@ func TestAdaptErrors(t *testing.T) {
 		"idle-longer-than-lifetime": {7, "idle (2h0m0s) is longer than lifetime (1h0m0s)"},
 		"bad-prefix":                {4, `prefix "auth": must be a path`},
 		"bad-store":                 {4, "store: want `store redis <url>`"},
+		"bad-store-option":          {5, `store: unknown option "encryption_passphrase"`},
+		"store-without-key":         {6, "store: without redis it only takes encryption_key"},
 		"http-issuer":               {5, `must use https (http is allowed only for localhost and 127.0.0.1)`},
 		"client-without-redirect":   {8, `oidc client "app": needs at least one redirect_uri`},
 		"duplicate-client":          {9, `oidc client "app": defined twice`},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/caddy-idv/caddy-idv/login"
@@ -110,14 +111,31 @@ type Handler struct {
 	wg          *sync.WaitGroup
 }
 
-// StoreConfig is `store redis <url>` (docs/reference.md, "Several instances").
+// StoreConfig is `store redis <url>`, or `store` with only
+// encryption options for Caddy's storage.
 type StoreConfig struct {
-	// Type is "redis".
-	Type string `json:"type"`
+	// Type is "redis", or empty for Caddy's configured storage.
+	Type string `json:"type,omitempty"`
 	// URL is the Redis URL (redis://, rediss://, Sentinel and Cluster forms:
 	// see store/redis/README.md). Placeholders such as {env.REDIS_URL} work,
 	// so the password need not be in the configuration.
-	URL string `json:"url"`
+	URL string `json:"url,omitempty"`
+	// EncryptionKeys, when set, encrypt the secrets the module keeps in the
+	// store (signing keys, sealing keys, hashing secrets, key pairs): the
+	// first key encrypts, each one decrypts what it encrypted, so a key
+	// being replaced stays listed after the new one (store/README.md).
+	EncryptionKeys []EncryptionKey `json:"encryption_keys,omitempty"`
+	// MigratePlaintext encrypts, on first use, secrets found stored
+	// unencrypted; without it they are refused.
+	MigratePlaintext bool `json:"migrate_plaintext,omitempty"`
+}
+
+// EncryptionKey is a store encryption key: 32 random bytes in base64 or
+// hex, given as Value (placeholders such as {env.IDV_STORE_KEY} are
+// resolved) or read from File. Exactly one of the two is set.
+type EncryptionKey struct {
+	Value string `json:"value,omitempty"`
+	File  string `json:"file,omitempty"`
 }
 
 // SessionConfig configures the session token (docs/reference.md, "Caddyfile",
@@ -233,18 +251,51 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 // openStore opens the shared store: Redis when configured, else Caddy's
-// storage.
+// storage, sealing the module's secrets there when encryption keys are
+// given. Without keys it warns when the store is shared by nature (Redis,
+// a storage module other than the file system), since whoever reads the
+// store could then mint sessions.
 func (h *Handler) openStore(ctx caddy.Context) error {
-	if h.Store == nil {
-		h.store = store.NewCaddy(ctx.Storage(), h.logger, h.now)
+	cfg := h.Store
+	if cfg == nil {
+		cfg = &StoreConfig{}
+	}
+	var s store.Store
+	shared := ""
+	if cfg.Type == "redis" {
+		url := caddy.NewReplacer().ReplaceKnown(cfg.URL, "")
+		rs, err := redisstore.New(ctx, url, redisstore.Options{Logger: h.logger.Named("store"), Now: h.now})
+		if err != nil {
+			return fmt.Errorf("idv: store redis: %w", err)
+		}
+		s, h.closeStore, shared = rs, rs.Close, "redis"
+	} else {
+		storage := ctx.Storage()
+		if _, ok := storage.(*certmagic.FileStorage); !ok {
+			shared = fmt.Sprintf("%T", storage)
+		}
+		s = store.NewCaddy(storage, h.logger, h.now)
+	}
+	if len(cfg.EncryptionKeys) == 0 {
+		if shared != "" {
+			h.logger.Warn("idv: the store keeps signing keys and other secrets unencrypted: whoever can read it can mint sessions; set `encryption_key` in the `store` option",
+				zap.String("store", shared))
+		}
+		h.store = store.Unencrypted(s)
 		return nil
 	}
-	url := caddy.NewReplacer().ReplaceKnown(h.Store.URL, "")
-	rs, err := redisstore.New(ctx, url, redisstore.Options{Logger: h.logger.Named("store"), Now: h.now})
-	if err != nil {
-		return fmt.Errorf("idv: store redis: %w", err)
+	keys, err := cfg.keys()
+	if err == nil {
+		s, err = store.Sealed(s, store.SealOptions{Keys: keys, MigratePlaintext: cfg.MigratePlaintext, Logger: h.logger.Named("store")})
 	}
-	h.store, h.closeStore = rs, rs.Close
+	if err != nil {
+		if h.closeStore != nil {
+			_ = h.closeStore()
+			h.closeStore = nil
+		}
+		return err
+	}
+	h.store = s
 	return nil
 }
 
@@ -359,7 +410,7 @@ func (h *Handler) background(ctx context.Context, keys *token.Keyring) {
 			}
 		}
 	}()
-	if c, ok := h.store.(*store.Caddy); ok {
+	if c, ok := store.Unwrap(h.store).(*store.Caddy); ok {
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
@@ -442,8 +493,10 @@ func (h *Handler) validateOptions() error {
 			return fmt.Errorf("idv: %w", err)
 		}
 	}
-	if h.Store != nil && (h.Store.Type != "redis" || h.Store.URL == "") {
-		return fmt.Errorf("idv: store: want `store redis <url>`")
+	if h.Store != nil {
+		if err := h.Store.validate(); err != nil {
+			return err
+		}
 	}
 	for _, ti := range h.TrustIssuers {
 		if err := checkIssuerURL(ti.Issuer); err != nil || ti.Audience == "" {

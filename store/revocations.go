@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,11 +102,14 @@ func (r *Revocations) Revoke(ctx context.Context, sid string, until time.Time) e
 	if !ValidSID(sid) {
 		return errors.New("store: revoke: invalid session id")
 	}
+	// A revocation is never shortened: the store's value is replaced, so
+	// an end earlier than one known here would let the session back in
+	// elsewhere before its last token expires.
+	until = r.addRecent(sid, until)
 	ttl := until.Sub(r.now())
 	if ttl <= 0 {
 		return nil
 	}
-	r.addRecent(sid, until)
 	value, err := until.UTC().MarshalText()
 	if err != nil {
 		return fmt.Errorf("store: revoke: %w", err)
@@ -122,15 +126,19 @@ func (r *Revocations) Revoke(ctx context.Context, sid string, until time.Time) e
 	return nil
 }
 
-// addRecent records sid as revoked until until, keeping the later time if it
-// is there already.
-func (r *Revocations) addRecent(sid string, until time.Time) {
+// addRecent records sid as revoked until until, keeping a later end known
+// here (in recent or in the synced set), and returns the end it keeps.
+func (r *Revocations) addRecent(sid string, until time.Time) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if known, ok := (*r.synced.Load())[sid]; ok && known.After(until) {
+		until = known
+	}
 	if old, ok := r.recent.Load(sid); ok && !until.After(old.(time.Time)) {
-		return
+		return old.(time.Time)
 	}
 	r.recent.Store(sid, until)
+	return until
 }
 
 // Revoked reports whether session sid is revoked now. It reads only the set
@@ -145,9 +153,20 @@ func (r *Revocations) Revoked(sid string) bool {
 	return ok && r.now().Before(until.(time.Time))
 }
 
-// Sync replaces the set in memory by the revocations in the store, keeping
-// those learnt meanwhile that the store does not show yet. When the store
-// fails, the set is left as it was and the error returned.
+// Sync reads the revocations in the store into the set in memory, and
+// writes back to the store those it knows that the store has lost.
+//
+// Nothing is ever un-revoked, so a revocation known here that has not ended
+// yet and that the store no longer holds (or holds with an earlier end) was
+// lost by the store: a Redis restarted without persistence, or a write that
+// failed during an outage. Sync keeps it in memory, so this instance never
+// accepts the session again, and writes it back, so that every other
+// instance, new ones included, refuses it too. Instances that rewrite the
+// same revocation converge on its latest end.
+//
+// When the store cannot be read, the set is left as it was and the error
+// returned; when writing back fails, the set in memory keeps the
+// revocations, the error is returned and the next Sync tries again.
 func (r *Revocations) Sync(ctx context.Context) error {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
@@ -157,7 +176,7 @@ func (r *Revocations) Sync(ctx context.Context) error {
 	}
 	now := r.now()
 	previous := *r.synced.Load()
-	synced := make(map[string]time.Time, len(keys))
+	stored := make(map[string]time.Time, len(keys))
 	for _, key := range keys {
 		sid := strings.TrimPrefix(key, revokedPrefix)
 		if !ValidSID(sid) {
@@ -166,7 +185,7 @@ func (r *Revocations) Sync(ctx context.Context) error {
 		// Known revocations are not read again until they near their end,
 		// when a later revocation of the same sid may have moved it.
 		if until, ok := previous[sid]; ok && until.Sub(now) > rereadBefore {
-			synced[sid] = until
+			stored[sid] = until
 			continue
 		}
 		until, err := r.load(ctx, sid)
@@ -177,21 +196,81 @@ func (r *Revocations) Sync(ctx context.Context) error {
 			return fmt.Errorf("store: sync revocations: %w", err)
 		}
 		if now.Before(until) {
+			stored[sid] = until
+		}
+	}
+
+	// What this instance knows beyond the store: the previous set and
+	// what it learnt since, later ends winning.
+	synced := maps.Clone(stored)
+	known := func(sid string, until time.Time) {
+		if now.Before(until) && until.After(synced[sid]) {
 			synced[sid] = until
+		}
+	}
+	for sid, until := range previous {
+		known(sid, until)
+	}
+	r.recent.Range(func(sid, v any) bool {
+		known(sid.(string), v.(time.Time))
+		return true
+	})
+	var lost []string
+	for sid, until := range synced {
+		if until.After(stored[sid]) {
+			lost = append(lost, sid)
 		}
 	}
 
 	r.synced.Store(&synced)
 	// Only now that synced is visible may recent let go of what it holds.
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.recent.Range(func(sid, v any) bool {
 		if until := v.(time.Time); !now.Before(until) || !synced[sid.(string)].Before(until) {
 			r.recent.Delete(sid)
 		}
 		return true
 	})
+	r.mu.Unlock()
+
+	if len(lost) == 0 {
+		return nil
+	}
+	var failed error
+	restored := 0
+	for _, sid := range lost {
+		if err := r.restore(ctx, sid, synced[sid], now); err != nil {
+			failed = err
+			continue
+		}
+		restored++
+	}
+	if restored > 0 {
+		r.logger.Warn("store: revocations that had not ended were missing from the store (lost by it, or not written during an outage); they were written back",
+			zap.Int("revocations", restored))
+	}
+	if failed != nil {
+		return fmt.Errorf("store: sync revocations: writing back %d lost revocations: %w", len(lost)-restored, failed)
+	}
 	return nil
+}
+
+// restore writes back the revocation of sid until until, which the store
+// lost. SetIfAbsent, where the store lacks it, cannot shorten a revocation
+// that another instance writes meanwhile with a later end; Set, where the
+// store holds an earlier end, can, but that instance writes its end back in
+// turn at its next Sync.
+func (r *Revocations) restore(ctx context.Context, sid string, until, now time.Time) error {
+	value, err := until.UTC().MarshalText()
+	if err != nil {
+		return err
+	}
+	key, ttl := revokedPrefix+sid, until.Sub(now)
+	if _, err := r.store.Get(ctx, key); errors.Is(err, ErrNotFound) {
+		_, err = r.store.SetIfAbsent(ctx, key, value, ttl)
+		return err
+	}
+	return r.store.Set(ctx, key, value, ttl)
 }
 
 // load reads the end of sid's revocation from the store.
@@ -210,30 +289,56 @@ func (r *Revocations) load(ctx context.Context, sid string) (time.Time, error) {
 // Run keeps the set in memory current until ctx is done, and returns then:
 // it calls Sync at once and then every every (which must be positive), and
 // on a [Notifier] store it also adds each session announced on
-// [RevokedChannel] as it arrives. Errors are logged; the set keeps its last
-// good state.
+// [RevokedChannel] as it arrives. Errors are logged once when a run of
+// failures starts (later ones at debug level) and once when it ends; the
+// set keeps its last good state.
 func (r *Revocations) Run(ctx context.Context, every time.Duration) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if n, ok := r.store.(Notifier); ok {
 		wg.Go(func() { r.subscribe(ctx, n) })
 	}
+	failing := false
 	repeat(ctx, every, func() {
-		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
-			r.logger.Warn("store: syncing revocations failed", zap.Error(err))
+		err := r.Sync(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && !failing:
+			failing = true
+			r.logger.Warn("store: syncing revocations failed; retrying, and logging again when it works", zap.Error(err))
+		case err != nil:
+			r.logger.Debug("store: syncing revocations failed again", zap.Error(err))
+		case failing:
+			failing = false
+			r.logger.Info("store: syncing revocations works again")
 		}
 	})
 }
 
+// establishedAfter is how long a Subscribe call must have run to count as a
+// subscription that was made: a store's Subscribe returns at once when it
+// cannot subscribe.
+const establishedAfter = time.Second
+
 // subscribe adds the announced sessions until ctx is done, subscribing again
-// when the subscription fails.
+// when the subscription fails. A run of failed attempts is logged once.
 func (r *Revocations) subscribe(ctx context.Context, n Notifier) {
+	failing := false
 	for {
+		started := r.now()
 		err := n.Subscribe(ctx, RevokedChannel, func(msg []byte) { r.notified(ctx, string(msg)) })
 		if ctx.Err() != nil {
 			return
 		}
-		r.logger.Warn("store: subscription to revocations ended; subscribing again", zap.Error(err))
+		if r.now().Sub(started) >= establishedAfter {
+			failing = false
+		}
+		if !failing {
+			r.logger.Warn("store: subscription to revocations ended; subscribing again until it works (the periodic sync still runs)", zap.Error(err))
+			failing = true
+		} else {
+			r.logger.Debug("store: subscribing to revocations failed again", zap.Error(err))
+		}
 		t := time.NewTimer(resubscribeDelay)
 		select {
 		case <-ctx.Done():

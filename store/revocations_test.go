@@ -103,10 +103,10 @@ func TestRevocationsExpiry(t *testing.T) {
 	}
 
 	// A revocation that has already ended is nothing to do.
-	if err := r.Revoke(ctx, "ended", clock.Now().Add(-time.Second)); err != nil {
+	if err := r.Revoke(ctx, "shortened", clock.Now().Add(-time.Second)); err != nil {
 		t.Errorf("Revoke with until in the past: %v", err)
 	}
-	if r.Revoked("ended") {
+	if r.Revoked("shortened") {
 		t.Errorf("session whose revocation ended is revoked")
 	}
 }
@@ -180,6 +180,13 @@ type flakyStore struct {
 	lists             chan struct{}
 }
 
+func (f *flakyStore) SetIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if f.failSet.Load() {
+		return false, errDown
+	}
+	return f.Memory.SetIfAbsent(ctx, key, value, ttl)
+}
+
 var errDown = fmt.Errorf("store down: %w", store.ErrUnavailable)
 
 func (f *flakyStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
@@ -218,8 +225,8 @@ func TestRevocationsStoreDown(t *testing.T) {
 	if !r.Revoked("unwritten") {
 		t.Errorf("a revocation that could not be written does not hold here")
 	}
-	if err := r.Sync(ctx); err != nil {
-		t.Fatal(err)
+	if err := r.Sync(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Sync that cannot write the unwritten revocation back = %v, want ErrUnavailable", err)
 	}
 	if !r.Revoked("unwritten") || !r.Revoked("synced") {
 		t.Errorf("after Sync: unwritten %v, synced %v; want both revoked", r.Revoked("unwritten"), r.Revoked("synced"))
@@ -230,6 +237,90 @@ func TestRevocationsStoreDown(t *testing.T) {
 	}
 	if !r.Revoked("synced") {
 		t.Errorf("a failed Sync forgot a revocation")
+	}
+}
+
+// TestRevocationsSurviveStoreLoss empties the store under an instance, as a
+// Redis restarted without persistence does: the instance keeps refusing the
+// sessions, and its next Sync writes the revocations back, so that a new
+// instance reading the store refuses them too.
+func TestRevocationsSurviveStoreLoss(t *testing.T) {
+	ctx := t.Context()
+	clock := newClock()
+	m := store.NewMemory(clock.Now)
+	r := store.NewRevocations(m, zaptest.NewLogger(t), clock.Now)
+	for _, id := range []string{"one", "two", "shortened"} {
+		if err := r.Revoke(ctx, id, clock.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Revoke(ctx, "shortened", clock.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"one", "two", "shortened"} {
+		if err := m.Delete(ctx, "revoked/"+id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !r.Revoked("one") || !r.Revoked("two") {
+		t.Fatal("the instance forgot revocations the store lost")
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Revoked("one") || !r.Revoked("two") {
+		t.Fatal("after Sync, the instance accepts sessions whose revocations the store lost")
+	}
+	fresh := store.NewRevocations(m, zaptest.NewLogger(t), clock.Now)
+	if err := fresh.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !fresh.Revoked("one") || !fresh.Revoked("two") || !fresh.Revoked("shortened") {
+		t.Fatalf("a new instance after the write-back: one %v, two %v, shortened %v; want all revoked",
+			fresh.Revoked("one"), fresh.Revoked("two"), fresh.Revoked("shortened"))
+	}
+	clock.Advance(30 * time.Minute)
+	if err := fresh.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !fresh.Revoked("shortened") {
+		t.Error("a second Revoke with an earlier end shortened the revocation")
+	}
+	clock.Advance(31 * time.Minute)
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := m.List(ctx, "revoked/"); len(keys) != 0 || r.Revoked("one") {
+		t.Errorf("after their end, revocations were written back: %q", keys)
+	}
+}
+
+// TestRevocationsWrittenAfterOutage checks that a revocation whose write
+// failed reaches the store at the first Sync after the store is back.
+func TestRevocationsWrittenAfterOutage(t *testing.T) {
+	ctx := t.Context()
+	f := &flakyStore{Memory: store.NewMemory(nil)}
+	r := store.NewRevocations(f, zaptest.NewLogger(t), nil)
+	f.failSet.Store(true)
+	if err := r.Revoke(ctx, sid, time.Now().Add(time.Hour)); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Revoke with writes failing = %v, want ErrUnavailable", err)
+	}
+	if err := r.Sync(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Sync that cannot write back = %v, want ErrUnavailable", err)
+	}
+	if !r.Revoked(sid) {
+		t.Fatal("the revocation does not hold here")
+	}
+	f.failSet.Store(false)
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := store.NewRevocations(f.Memory, zaptest.NewLogger(t), nil)
+	if err := other.Sync(ctx); err != nil || !other.Revoked(sid) {
+		t.Fatalf("another instance after the outage: Revoked = %v, %v; want true", other.Revoked(sid), err)
 	}
 }
 

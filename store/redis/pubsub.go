@@ -50,7 +50,9 @@ func (s *Store) Subscribe(ctx context.Context, channel string, fn func(msg []byt
 		_ = ps.Close()
 		return s.fail(ctx, "subscribe", err)
 	}
-	s.ok()
+	// Not s.ok(): a subscription has a connection of its own, which can
+	// come back while the pool that every other call uses still answers
+	// with its last dial error, and the outage would be logged twice.
 	ch := ps.Channel(redis.WithChannelHealthCheckInterval(healthCheckInterval))
 	defer func() {
 		_ = ps.Close()

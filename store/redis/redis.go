@@ -82,10 +82,18 @@ type Options struct {
 type Store struct {
 	client redis.UniversalClient
 	logger *zap.Logger
-	now    func() time.Time
-	prefix string
+	// goRedisLogger receives go-redis's own lines while this Store is the
+	// most recently opened one (see goRedisLog).
+	goRedisLogger *zap.Logger
+	now           func() time.Time
+	prefix        string
 	// lease is how long a lock lives in Redis unless renewed; see Lock.
 	lease time.Duration
+	// acks and ackTimeout: see clientConfig.acks; replicas tracks the
+	// master's replicas for writes they do not confirm (replicas.go).
+	acks       int
+	ackTimeout time.Duration
+	replicas   replicaState
 
 	// down is set after a call failed for want of Redis and cleared by the
 	// next call that succeeds, so that each outage is logged twice (when it
@@ -128,16 +136,22 @@ func New(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		opts.Prefix = defaultPrefix
 	}
 	s := &Store{
-		client: cfg.newClient(),
-		logger: opts.Logger,
-		now:    opts.Now,
-		prefix: opts.Prefix,
-		lease:  defaultLease,
-		wake:   make(map[string]chan struct{}),
-		done:   make(chan struct{}),
+		client:     cfg.newClient(),
+		logger:     opts.Logger,
+		now:        opts.Now,
+		prefix:     opts.Prefix,
+		lease:      defaultLease,
+		acks:       cfg.acks,
+		ackTimeout: cfg.ackTimeout,
+		wake:       make(map[string]chan struct{}),
+		done:       make(chan struct{}),
 	}
+	s.goRedisLogger = s.logger.Named("go-redis")
+	installGoRedisLog()
+	goRedisLog.add(s.goRedisLogger)
 	fields := []zap.Field{
 		zap.String("mode", cfg.mode),
+		zap.Int("replica_acks", cfg.acks),
 		zap.Strings("addresses", cfg.addrs),
 		zap.Bool("tls", cfg.tls()),
 		zap.String("prefix", s.prefix),
@@ -170,6 +184,7 @@ func (s *Store) Close() error {
 		if cerr := s.client.Close(); cerr != nil {
 			err = fmt.Errorf("redisstore: close: %w", cerr)
 		}
+		goRedisLog.remove(s.goRedisLogger)
 	})
 	return err
 }
@@ -183,7 +198,10 @@ func (s *Store) fail(ctx context.Context, step string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("redisstore: %s: %w", step, cerr)
 	}
-	if s.down.CompareAndSwap(false, true) {
+	// Unconfirmed writes are logged by replicated, and only writes fail
+	// for them: taking them for an outage would log one whenever a read
+	// succeeds in between.
+	if !errors.Is(err, errNotReplicated) && s.down.CompareAndSwap(false, true) {
 		s.logger.Warn("redisstore: Redis is unavailable; calls that need it fail until it is back", zap.String("step", step), zap.Error(err))
 	}
 	return fmt.Errorf("redisstore: %s: %w: %w", step, store.ErrUnavailable, err)
@@ -286,7 +304,17 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	// A zero expiration makes go-redis send a plain SET, which also drops
 	// any TTL the key had.
-	if err := s.client.Set(ctx, s.key(key), encodeEntry(s.now(), value, ttl), gcTTL(ttl)).Err(); err != nil {
+	entry := encodeEntry(s.now(), value, ttl)
+	if s.acks == 0 {
+		if err := s.client.Set(ctx, s.key(key), entry, gcTTL(ttl)).Err(); err != nil {
+			return s.fail(ctx, "set", err)
+		}
+		s.ok()
+		return nil
+	}
+	if _, err := s.replicated(ctx, key, func(p redis.Pipeliner) redis.Cmder {
+		return p.Set(ctx, s.key(key), entry, gcTTL(ttl))
+	}); err != nil {
 		return s.fail(ctx, "set", err)
 	}
 	s.ok()
@@ -329,13 +357,65 @@ func (s *Store) SetIfAbsent(ctx context.Context, key string, value []byte, ttl t
 		return false, fmt.Errorf("redisstore: set if absent: negative ttl %v", ttl)
 	}
 	now := s.now()
-	n, err := setIfAbsentScript.Run(ctx, s.client, []string{s.key(key)},
-		encodeEntry(now, value, ttl), now.UnixMilli(), gcTTL(ttl).Milliseconds()).Int()
+	keys := []string{s.key(key)}
+	args := []any{encodeEntry(now, value, ttl), now.UnixMilli(), gcTTL(ttl).Milliseconds()}
+	if s.acks == 0 {
+		n, err := setIfAbsentScript.Run(ctx, s.client, keys, args...).Int()
+		if err != nil {
+			return false, s.fail(ctx, "set if absent", err)
+		}
+		s.ok()
+		return n == 1, nil
+	}
+	// The script by its hash, and by its text if Redis does not know it
+	// yet (what Script.Run does, which cannot be pipelined).
+	cmd, err := s.replicated(ctx, key, func(p redis.Pipeliner) redis.Cmder {
+		return setIfAbsentScript.EvalSha(ctx, p, keys, args...)
+	})
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd, err = s.replicated(ctx, key, func(p redis.Pipeliner) redis.Cmder {
+			return setIfAbsentScript.Eval(ctx, p, keys, args...)
+		})
+	}
+	var n int
+	if c, ok := cmd.(*redis.Cmd); ok && (err == nil || errors.Is(err, errNotReplicated)) {
+		var cerr error
+		if n, cerr = c.Int(); cerr == nil && n == 0 {
+			// The value was there: nothing was written that a
+			// failover could lose.
+			err = nil
+		}
+		if cerr == nil && n == 1 && err != nil {
+			// Written, but not confirmed, so the caller is told it
+			// failed: take the value back, so that trying again can
+			// consume it rather than find it consumed.
+			s.undo(ctx, key, args[0].([]byte))
+		}
+	}
 	if err != nil {
 		return false, s.fail(ctx, "set if absent", err)
 	}
 	s.ok()
 	return n == 1, nil
+}
+
+// undoScript deletes KEYS[1] if it still holds ARGV[1], the entry that a
+// SetIfAbsent wrote.
+var undoScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// undo deletes the entry that SetIfAbsent wrote under key, if it is still
+// there. Nobody else can have written the same bytes, since that
+// SetIfAbsent found the key taken. It is best effort: on a master about to
+// be replaced the write is lost anyway.
+func (s *Store) undo(ctx context.Context, key string, entry []byte) {
+	if err := undoScript.Run(ctx, s.client, []string{s.key(key)}, entry).Err(); err != nil {
+		s.logger.Debug("redisstore: taking back an unconfirmed write failed", zap.Error(err))
+	}
 }
 
 // Delete removes key; deleting a missing key is not an error.

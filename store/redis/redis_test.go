@@ -451,3 +451,39 @@ func TestClose(t *testing.T) {
 		t.Errorf("Get after Close = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestRevocationsSurviveRedisRestart restarts Redis without persistence
+// (the test server has none) under an instance that had revoked a session:
+// the instance keeps refusing it, and once its Sync has written the
+// revocation back, an instance that starts afresh on Redis refuses it too.
+func TestRevocationsSurviveRedisRestart(t *testing.T) {
+	srv := startRedis(t)
+	prefix := newPrefix()
+	a := newStore(t, srv.url(), redisstore.Options{Prefix: prefix})
+	r := store.NewRevocations(a, zaptest.NewLogger(t), nil)
+	ctx := t.Context()
+	const sid = "c2Vzc2lvbi1pZC0wMDAx_-"
+	if err := r.Revoke(ctx, sid, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.stop()
+	srv.start()
+	if n, err := srv.client().DBSize(ctx).Result(); err != nil || n != 0 {
+		t.Fatalf("Redis after the restart holds %d keys (%v), want none", n, err)
+	}
+	if !r.Revoked(sid) {
+		t.Fatal("the instance accepts the session again after Redis lost the revocation")
+	}
+	waitFor(t, 15*time.Second, "a Sync after Redis is back", func() bool { return r.Sync(ctx) == nil })
+	if !r.Revoked(sid) {
+		t.Fatal("the instance accepts the session after its Sync")
+	}
+	fresh := store.NewRevocations(newStore(t, srv.url(), redisstore.Options{Prefix: prefix}), zaptest.NewLogger(t), nil)
+	if err := fresh.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !fresh.Revoked(sid) {
+		t.Fatal("a new instance reading Redis accepts the revoked session")
+	}
+}

@@ -147,6 +147,54 @@ func TestParseURLErrorHidesPassword(t *testing.T) {
 	}
 }
 
+// TestParseURLErrorHidesPasswordFragments writes passwords the way
+// operators get them wrong (a malformed escape, reserved characters left
+// unescaped) in every place a password can go, and checks that no error
+// shows any three characters of the password in a row.
+func TestParseURLErrorHidesPasswordFragments(t *testing.T) {
+	passwords := []string{
+		"s3cr%zzet", "s3cr%2et", "s3cret%", "s3/cr3t", "s3?cr3t", "s3#cr3t", "s3@cr3t",
+		"s3:cr3t", "s3[cr]3t", "s3 cr3t", "s3%00cr3t", "12/ab34", "12?ab=34", "12#ab34",
+		"99/0", "s3cr\x7fet", "s3,cr3t", "s3&cr=3t",
+	}
+	forms := []string{
+		"redis://user:%s@h:6379/0",
+		"redis://:%s@h",
+		"rediss://user:%s@a:1,b:2,c:3",
+		"redis://user:%s@s1:26379,s2:26379?master_name=m",
+		"redis://s1:26379?master_name=m&password=%s",
+		"redis://:sentinelpw@s1:26379?master_name=m&password=%s&db=x",
+		"unix://user:%s@/run/redis.sock",
+		"redis://%s@h",
+	}
+	for _, pw := range passwords {
+		for _, form := range forms {
+			raw := strings.Replace(form, "%s", pw, 1)
+			_, err := parseURL(raw)
+			if err == nil {
+				continue
+			}
+			msg := err.Error()
+			for i := 0; i+3 <= len(pw); i++ {
+				if frag := pw[i : i+3]; strings.Contains(msg, frag) {
+					t.Errorf("parseURL(%q) = %q: shows %q of the password", raw, msg, frag)
+					break
+				}
+			}
+		}
+	}
+}
+
+// TestParseURLMalformedQueryIsRefused checks that a query parameter with a
+// malformed escape is an error rather than silently dropped: a Sentinel
+// master password lost that way would only show as failed logins.
+func TestParseURLMalformedQueryIsRefused(t *testing.T) {
+	_, err := parseURL("redis://s1:26379?master_name=m&password=s3cr%zzet")
+	if err == nil || !strings.Contains(err.Error(), "percent-escape") {
+		t.Fatalf("parseURL = %v, want an error about the escape", err)
+	}
+}
+
 func TestEntryEncoding(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 500_000, time.UTC) // 0.5 ms past a millisecond
 	for _, ttl := range []time.Duration{0, time.Nanosecond, time.Minute, 1500 * time.Microsecond} {
@@ -181,5 +229,39 @@ func TestEntryEncoding(t *testing.T) {
 func TestEscapeGlob(t *testing.T) {
 	if got, want := escapeGlob(`a*b?c[d]e\f`), `a\*b\?c\[d\]e\\f`; got != want {
 		t.Errorf("escapeGlob = %q, want %q", got, want)
+	}
+}
+
+func TestParseURLReplicaAcks(t *testing.T) {
+	for _, c := range []struct {
+		url     string
+		acks    int
+		timeout time.Duration
+	}{
+		{"redis://h", 0, defaultAckTimeout},
+		{"unix:///run/redis.sock", 0, defaultAckTimeout},
+		{"redis://a:1,b:2,c:3", 0, defaultAckTimeout},
+		{"redis://s1:26379,s2:26379?master_name=m", 1, defaultAckTimeout},
+		{"redis://s1:26379?master_name=m&replica_acks=0", 0, defaultAckTimeout},
+		{"redis://s1:26379?master_name=m&replica_acks=2&replica_ack_timeout=250ms", 2, 250 * time.Millisecond},
+		{"redis://h?replica_acks=1", 1, defaultAckTimeout},
+		{"redis://a:1,b:2?replica_acks=1", 1, defaultAckTimeout},
+	} {
+		cfg, err := parseURL(c.url)
+		if err != nil {
+			t.Errorf("parseURL(%q): %v", c.url, err)
+			continue
+		}
+		if cfg.acks != c.acks || cfg.ackTimeout != c.timeout {
+			t.Errorf("parseURL(%q): replica_acks %d, timeout %v; want %d, %v", c.url, cfg.acks, cfg.ackTimeout, c.acks, c.timeout)
+		}
+	}
+	for _, u := range []string{
+		"redis://h?replica_acks=-1", "redis://h?replica_acks=x", "redis://h?replica_acks=17",
+		"redis://h?replica_ack_timeout=0s", "redis://h?replica_ack_timeout=1m", "redis://h?replica_ack_timeout=soon",
+	} {
+		if _, err := parseURL(u); err == nil {
+			t.Errorf("parseURL(%q) accepted", u)
+		}
 	}
 }
