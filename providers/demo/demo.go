@@ -220,6 +220,14 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 		return &providers.Result{State: providers.Declined, Message: "The login was declined in the wallet."}, nil
 	}
 	claims, err := p.validator.Validate(ctx, dec.Result, login.ID)
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		// The store is down: the answer is still there; try again.
+		return nil, fmt.Errorf("demo: poll: %w", err)
+	case errors.Is(err, jwsverify.ErrReplay):
+		// Another poller of this login consumed the answer first.
+		return nil, providers.ErrConsumed
+	}
 	if err != nil {
 		p.logger.Warn("demo: result rejected", zap.String("provider", p.env.Name), zap.Error(err))
 		return &providers.Result{State: providers.Failed, Message: "The wallet's answer could not be verified."}, nil

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -105,9 +106,11 @@ func TestApprove(t *testing.T) {
 	if amr := res.Identity.AMR; len(amr) != 3 || amr[2] != "mca" {
 		t.Fatalf("cross-device amr: %v", amr)
 	}
-	// The signed result is consumed once: polling again is a replay.
-	if res := f.poll(t, l); res.State != providers.Failed {
-		t.Fatalf("replayed result: %+v", res)
+	// The signed result is consumed once: polling again never yields a
+	// second identity; the poller is told another one consumed it (and
+	// waits for that one's recorded outcome).
+	if res, err := f.p.Poll(context.Background(), l); !errors.Is(err, providers.ErrConsumed) || res != nil {
+		t.Fatalf("replayed result: %+v, %v", res, err)
 	}
 	if code := f.press(t, "approve"); code != http.StatusConflict {
 		t.Fatalf("second approval: %d", code)

@@ -333,8 +333,10 @@ func (p *provider) complete(ctx context.Context, login providers.Login, st *stat
 		return nil, fmt.Errorf("marksign: consume token: %w", err)
 	}
 	if !first {
-		p.logger.Warn("marksign: answer rejected", zap.String("login", login.ID), zap.String("reason", "session token already used"))
-		return &providers.Result{State: providers.Failed, Message: msgGeneric}, nil
+		// Another poller of this login (whose lease had lapsed) consumed
+		// the answer first: it records the outcome, this one waits for it.
+		p.logger.Info("marksign: answer already consumed by another poller", zap.String("login", login.ID))
+		return nil, providers.ErrConsumed
 	}
 	p.remove(ctx, st.Token)
 	return &providers.Result{State: providers.Completed, Identity: p.identity(st, a, now)}, nil

@@ -309,6 +309,12 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 		if errors.Is(err, store.ErrUnavailable) || errors.Is(err, errFetch) {
 			return nil, fmt.Errorf("uqudo: poll: %w", err)
 		}
+		if errors.Is(err, jwsverify.ErrReplay) {
+			// Another poller of this login consumed the result first and
+			// records the outcome; deleting the result here could only
+			// race it.
+			return nil, providers.ErrConsumed
+		}
 		p.logger.Warn("uqudo: result rejected", zap.String("login", login.ID), zap.String("reason", reason(err)))
 		// The result is deleted at uqudo either way: a bad one must not be
 		// served again, a replayed one was already used.

@@ -3,6 +3,7 @@ package uqudo
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -262,8 +263,8 @@ func TestReplayedResult(t *testing.T) {
 			t.Fatalf("first poll = %+v, %v", res, err)
 		}
 		res, err := h.poll(login)
-		if err != nil || res.State != providers.Failed {
-			t.Fatalf("replayed poll = %+v, %v; want failed", res, err)
+		if !errors.Is(err, providers.ErrConsumed) || res != nil {
+			t.Fatalf("replayed poll = %+v, %v; want ErrConsumed", res, err)
 		}
 	})
 	t.Run("JWS of another session", func(t *testing.T) {
