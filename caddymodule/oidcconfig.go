@@ -22,6 +22,10 @@ type OIDCConfig struct {
 type OIDCClient struct {
 	// ID is the client_id.
 	ID string `json:"id"`
+	// Name is the application's display name, which the login page shows
+	// ("Log in to <name>") when the application sent the person there.
+	// Accepts placeholders. Default: the client_id.
+	Name string `json:"name,omitempty"`
 	// Secret is the client secret; empty for a public client, which must
 	// then use PKCE. Accepts placeholders such as {env.NAME}.
 	Secret string `json:"secret,omitempty"`
@@ -100,6 +104,7 @@ func (c *OIDCConfig) validate() error {
 //	oidc {
 //		issuer <url>
 //		client <client_id> {
+//			name         <display name>
 //			secret       <secret>
 //			redirect_uri <uri...>
 //			post_logout_redirect_uri <uri...>
@@ -157,6 +162,12 @@ func (h *Handler) unmarshalOIDCClient(d *caddyfile.Dispenser) error {
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch opt := d.Val(); opt {
+		case "name":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			cl.Name = strings.Join(args, " ")
 		case "secret":
 			v, err := oneArg(d)
 			if err != nil {
@@ -185,7 +196,7 @@ func (h *Handler) unmarshalOIDCClient(d *caddyfile.Dispenser) error {
 			}
 			cl.Subject = v
 		default:
-			return d.Errf("oidc client %q: unknown option %q (known: secret, redirect_uri, post_logout_redirect_uri, subject)", cl.ID, opt)
+			return d.Errf("oidc client %q: unknown option %q (known: name, secret, redirect_uri, post_logout_redirect_uri, subject)", cl.ID, opt)
 		}
 	}
 	if len(cl.RedirectURIs) == 0 {
