@@ -575,3 +575,46 @@ $`).MatchString(css) {
 		t.Error("a broken accent was accepted")
 	}
 }
+
+// Each real kind tells the person what to use, on its button and in the
+// login's heading, in the page's language.
+func TestKindsSayWhatToUse(t *testing.T) {
+	s := mustLoad(t, "")
+	p := Page{Prefix: "/.idv", Site: "Kaubamaja"}
+	login := Login{Page: p, Providers: []Provider{
+		{Name: "blockid", Label: "BlockID app", Kind: "blockid", Flow: "qr"},
+		{Name: "uqudo", Label: "uqudo", Kind: "uqudo", Flow: "qr"},
+		{Name: "idv", Label: "ID document (1Kosmos)", Kind: "onekosmos_idv", Flow: "qr"},
+		{Name: "mobileid", Label: "Mobile-ID", Kind: "marksign_mobileid", Flow: "form"},
+	}}
+	want := map[string][]string{
+		"en": {
+			`<span class="choice-desc">Scan with the BlockID app</span>`,
+			`data-scan="Scan the QR code with the BlockID app" data-open="Log in with the BlockID app on this device" data-button="Open the BlockID app"`,
+			`<span class="choice-desc">Open the uqudo app</span>`,
+			`data-button="Open the uqudo app"`,
+			`<span class="choice-desc">Scan your identity document and take a selfie</span>`,
+			`<span class="choice-desc">Mobile-ID: you will be asked for your PIN1</span>`,
+			`data-confirm="Check the code, then enter your PIN1 on your phone"`,
+		},
+		"et": {
+			`<span class="choice-label">BlockID rakendus</span>`,
+			`<span class="choice-desc">Skanni BlockID rakendusega</span>`,
+			`<span class="choice-desc">Ava uqudo rakendus</span>`,
+			`<span class="choice-desc">Mobiil-ID: sinult küsitakse PIN1-koodi</span>`,
+		},
+		"ru": {`<span class="choice-desc">Отсканируйте приложением BlockID</span>`, `data-button="Открыть приложение uqudo"`},
+	}
+	for tag, wants := range want {
+		l, _ := s.Lang(tag)
+		var buf bytes.Buffer
+		if err := s.Render(&buf, "login", l, login); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range wants {
+			if !strings.Contains(buf.String(), w) {
+				t.Errorf("%s login page lacks %s", tag, w)
+			}
+		}
+	}
+}
