@@ -12,7 +12,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"golang.org/x/text/language"
+
 	"github.com/caddy-idv/caddy-idv/providers"
+	"github.com/caddy-idv/caddy-idv/templates"
 	"github.com/caddy-idv/caddy-idv/token"
 )
 
@@ -81,6 +84,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		require  <claim> <value...> [{ issuer <trusted issuer> }]
 //		header   <Header-Name> <claim>
 //		templates <dir>
+//		languages <tag...>
+//		site_name <name...>
+//		logo     <path or URL on the site>
+//		accent   <css colour>
 //	}
 //
 // Every mistake is reported with the file and line it is on.
@@ -156,6 +163,41 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Templates = v
+		case "languages":
+			tags := d.RemainingArgs()
+			if len(tags) == 0 {
+				return d.Errf("languages: want `languages <tag...>`, the default first, such as `languages en et ru`")
+			}
+			for _, tag := range tags {
+				if _, err := language.Parse(tag); err != nil {
+					return d.Errf("languages: %q is not a language tag: %v", tag, err)
+				}
+			}
+			h.Languages = tags
+		case "site_name":
+			// Several words without quotes are one name, as in `user`.
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.SiteName = strings.Join(args, " ")
+		case "logo":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			h.Logo = v
+		case "accent":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(v, "{") {
+				if err := templates.CheckColour(v); err != nil {
+					return d.Err(err.Error())
+				}
+			}
+			h.Accent = v
 		case "oidc":
 			if err := h.unmarshalOIDC(d); err != nil {
 				return err
@@ -169,7 +211,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		default:
-			return d.Errf("unknown option %q (known: provider, prefix, site, session, limit, require, header, oidc, trust_issuer, templates, store)", opt)
+			return d.Errf("unknown option %q (known: provider, prefix, site, session, limit, require, header, oidc, trust_issuer, templates, languages, site_name, logo, accent, store)", opt)
 		}
 	}
 	if len(h.ProvidersRaw) == 0 {

@@ -53,13 +53,19 @@ func isNavigation(r *http.Request) bool {
 
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
 	if isNavigation(r) || isFormSubmission(r) {
-		h.renderPage(w, r, e.status, "error", templates.Error{
-			Page:     h.page(http.StatusText(e.status)),
+		// The heading is the page's own for the status, and the message is
+		// shown translated (or, when the catalogue does not know it, as a
+		// generic text in another language than English).
+		data := templates.Error{
+			Page:     h.page(""),
 			Status:   e.status,
-			Heading:  http.StatusText(e.status),
 			Message:  e.message,
 			RetryURL: h.Prefix + "/login",
-		})
+		}
+		if e.status == http.StatusTooManyRequests {
+			data.RetryAfter, _ = strconv.Atoi(w.Header().Get("Retry-After"))
+		}
+		h.renderPage(w, r, e.status, "error", data)
 		return
 	}
 	body := map[string]string{"error": e.code, "message": e.message}
@@ -97,9 +103,12 @@ func (p pageRenderer) Render(w http.ResponseWriter, r *http.Request, status int,
 	p.h.renderPage(w, r, status, name, data)
 }
 
+// renderPage sends a page in the person's language: ?lang= (remembered in a
+// cookie), the cookie, Accept-Language, or the default.
 func (h *Handler) renderPage(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	lang, chosen := h.pages.Negotiate(r)
 	var buf strings.Builder
-	if err := h.pages.Render(&buf, name, data); err != nil {
+	if err := h.pages.Render(&buf, name, lang, h.localize(r, lang, data)); err != nil {
 		h.logger.Error("rendering page", zapString("page", name), zapError(err))
 		securityHeaders(w)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -108,8 +117,12 @@ func (h *Handler) renderPage(w http.ResponseWriter, r *http.Request, status int,
 		return
 	}
 	securityHeaders(w)
+	if chosen {
+		http.SetCookie(w, h.languageCookie(r, lang))
+	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Language", lang.Tag)
 	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
 	hdr.Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)

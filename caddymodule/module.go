@@ -75,11 +75,29 @@ type Handler struct {
 	// Caddy's configured storage. Default: Caddy's storage.
 	Store *StoreConfig `json:"store,omitempty"`
 	// Templates is a directory whose login.html, error.html, wallet.html or
-	// layout.html replace the embedded ones. Default: the embedded templates.
+	// layout.html replace the embedded ones, and whose locales/<tag>.json
+	// add and replace messages. Default: the embedded templates.
 	Templates string `json:"templates,omitempty"`
+	// Languages are the languages the pages are offered in, as BCP 47 tags;
+	// the first is the default, for people whose browser asks for none of
+	// them. Default: en, et, lt, lv, ru, ar.
+	Languages []string `json:"languages,omitempty"`
+	// SiteName is the name of the site the pages show in their header and
+	// title, so that a person knows who asks them to log in. Accepts
+	// placeholders, also the request's. Default: the site's host.
+	SiteName string `json:"site_name,omitempty"`
+	// Logo is the site's logo in the header: a path on this site, or an
+	// absolute URL with the `site` origin (the pages load nothing from
+	// other origins). Accepts global placeholders such as {env.LOGO}.
+	Logo string `json:"logo,omitempty"`
+	// Accent is a CSS colour (#rgb, #rrggbb, rgb(), hsl() or a name) for
+	// links, buttons and focus rings; it is adjusted where needed to keep
+	// WCAG AA contrast. Accepts global placeholders.
+	Accent string `json:"accent,omitempty"`
 
 	sc        SessionConfig // Session with defaults applied
 	public    string        // Site, checked and normalised; "" when not set
+	logo      string        // Logo with its global placeholders replaced
 	providers []*provider
 	byName    map[string]*provider
 	store     store.Store
@@ -319,12 +337,16 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 	if len(configs) == 0 {
 		return fmt.Errorf("idv: at least one provider is required")
 	}
-	pages, err := templates.Load(h.Templates)
+	pages, err := templates.New(templates.Options{
+		Dir:       h.Templates,
+		Languages: h.Languages,
+		Accent:    caddy.NewReplacer().ReplaceKnown(h.Accent, ""),
+	})
 	if err != nil {
 		return fmt.Errorf("idv: templates: %w", err)
 	}
 	h.pages = pages
-	h.static = http.StripPrefix(h.Prefix+"/static/", templates.Static())
+	h.static = http.StripPrefix(h.Prefix+"/static/", pages.Static())
 
 	h.sc = h.sessionConfig()
 	sc := h.sc
@@ -480,6 +502,9 @@ func (h *Handler) validateOptions() error {
 		h.public = origin
 	}
 	if err := h.validateSession(); err != nil {
+		return err
+	}
+	if err := h.validateBranding(); err != nil {
 		return err
 	}
 	lc := h.limitConfig()

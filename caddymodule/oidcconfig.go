@@ -32,7 +32,9 @@ type OIDCConfig struct {
 type OIDCClient struct {
 	// ID is the client_id.
 	ID string `json:"id"`
-	// Name is the client's display name, shown to the person.
+	// Name is the application's display name, which the login page shows
+	// ("Log in to <name>") when the application sent the person there.
+	// Accepts placeholders. Default: the client_id.
 	Name string `json:"name,omitempty"`
 	// Secret is the client secret, at least 16 characters; empty for a
 	// public client, which must then use PKCE. Accepts placeholders such
@@ -292,6 +294,12 @@ func (h *Handler) unmarshalOIDCClient(d *caddyfile.Dispenser) error {
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch opt := d.Val(); opt {
+		case "name":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			cl.Name = strings.Join(args, " ")
 		case "secret":
 			v, err := oneArg(d)
 			if err != nil {
@@ -301,12 +309,6 @@ func (h *Handler) unmarshalOIDCClient(d *caddyfile.Dispenser) error {
 				return d.Err(err.Error())
 			}
 			cl.Secret = v
-		case "name":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			cl.Name = strings.Join(args, " ")
 		case "backchannel_logout_uri":
 			v, err := oneArg(d)
 			if err != nil {

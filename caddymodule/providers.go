@@ -22,6 +22,10 @@ type provider struct {
 	interval time.Duration
 	form     []providers.Field
 	src      *login.Source
+	// label and description are the operator's (`label`, `description`),
+	// or "" for the kind's own.
+	label       string
+	description string
 }
 
 func (h *Handler) openProvider(c providers.Config) error {
@@ -53,7 +57,8 @@ func (h *Handler) openProvider(c providers.Config) error {
 		return fmt.Errorf("idv: provider %s: %w", name, err)
 	}
 	info := impl.Info()
-	p := &provider{name: name, info: info, impl: impl, interval: providers.PollInterval, claims: map[string]bool{}}
+	p := &provider{name: name, info: info, impl: impl, interval: providers.PollInterval, claims: map[string]bool{},
+		label: common.Label, description: common.Description}
 	allowed := common.Claims
 	if len(allowed) == 0 {
 		allowed = info.DefaultClaims
@@ -118,17 +123,25 @@ func newProviderClient(timeout time.Duration) *http.Client {
 	}
 }
 
-// loginView is what the login page shows of the providers.
+// loginView is what the login page shows of the providers. Texts stay in
+// the source language (the kinds' English labels and hints, the operator's
+// own texts); the page translates them in the person's language, and
+// renderPage fills the site's name and the placeholders.
 func (h *Handler) loginView(rd string) templates.Login {
-	v := templates.Login{Page: h.page("Log in"), RD: rd}
+	v := templates.Login{Page: h.page(""), RD: rd, Client: h.clientName(rd)}
+	labels := map[string]int{}
 	for _, p := range h.providers {
-		tp := templates.Provider{Name: p.name, Label: p.info.Label, Kind: p.info.Kind, Flow: p.info.Flow}
-		if tp.Label == "" {
-			tp.Label = p.name
+		labels[p.displayLabel()]++
+	}
+	for _, p := range h.providers {
+		tp := templates.Provider{Name: p.name, Label: p.displayLabel(), Description: p.description, Kind: p.info.Kind, Flow: p.info.Flow}
+		if labels[tp.Label] > 1 {
+			// Two providers of one kind without labels of their own.
+			tp.Qualifier = p.name
 		}
 		for _, f := range p.form {
 			tp.Fields = append(tp.Fields, templates.Field{
-				Name: f.Name, Label: f.Label, Type: f.Type, Autocomplete: f.Autocomplete, Pattern: f.Pattern, Hint: f.Hint,
+				Name: f.Name, Label: f.Label, Type: f.Type, Autocomplete: f.Autocomplete, InputMode: inputMode(f), Pattern: f.Pattern, Hint: f.Hint,
 			})
 		}
 		v.Providers = append(v.Providers, tp)
@@ -136,8 +149,21 @@ func (h *Handler) loginView(rd string) templates.Login {
 	return v
 }
 
+// displayLabel is the provider's label: the operator's, else its kind's,
+// else its name.
+func (p *provider) displayLabel() string {
+	for _, l := range []string{p.label, p.info.Label} {
+		if l != "" {
+			return l
+		}
+	}
+	return p.name
+}
+
+// page is the Page of a module page; renderPage adds the site's name, logo
+// and languages. title may be "" for the page's own.
 func (h *Handler) page(title string) templates.Page {
-	return templates.Page{Title: title, Prefix: h.Prefix, Lang: "en"}
+	return templates.Page{Title: title, Prefix: h.Prefix}
 }
 
 // origin is the public origin of r's site: `site` when configured, else

@@ -3,6 +3,7 @@ package providers
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -30,6 +31,13 @@ type Common struct {
 	// Default: the kind's default claims, which never include national
 	// identifiers or document numbers.
 	Claims []string `json:"claims,omitempty"`
+	// Label is the text of the provider's button on the login page, and
+	// Description the line under it; they tell two providers of one kind
+	// apart. A message id of the templates' catalogues is translated; other
+	// text is shown as it is. Both accept placeholders. Default: the kind's
+	// label, and what the kind asks the person to do.
+	Label       string `json:"label,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // Settings returns c; it makes every kind that embeds Common a Config.
@@ -106,6 +114,19 @@ func (c *Common) UnmarshalOption(d *caddyfile.Dispenser) (bool, error) {
 			return true, d.ArgErr()
 		}
 		return true, nil
+	case "label", "description":
+		// Several words without quotes are one text, as in `user`.
+		opt := d.Val()
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return true, d.ArgErr()
+		}
+		if opt == "label" {
+			c.Label = strings.Join(args, " ")
+		} else {
+			c.Description = strings.Join(args, " ")
+		}
+		return true, nil
 	default:
 		return false, nil
 	}
@@ -154,7 +175,7 @@ func (c *Common) UnmarshalBlock(d *caddyfile.Dispenser, kind, known string, opt 
 			return err
 		}
 		if !ok {
-			return d.Errf("provider %s: unknown option %q (known: %s, base_url, timeout, give_up, claims)", kind, name, known)
+			return d.Errf("provider %s: unknown option %q (known: %s, base_url, timeout, give_up, claims, label, description)", kind, name, known)
 		}
 	}
 	return nil

@@ -4,32 +4,65 @@ import "time"
 
 // Page is what every page shares; the layout reads it.
 type Page struct {
-	// Title is the document title; each page has a default when it is "".
+	// Title is the document title, shown through the template function
+	// text (a message id, or an English text of the Go code that the
+	// catalogue translates); each page has a default when it is "".
 	Title string
 	// Prefix is where the module serves its own pages and API, such as
 	// "/.idv"; links to static assets and the API start with it.
 	Prefix string
-	// Lang is the page's language tag. Default: "en".
+	// Lang is the page's language tag and Dir its direction ("ltr" or
+	// "rtl"); Render sets both.
 	Lang string
+	Dir  string
+	// Site is the name of the site that asks the person to log in, for the
+	// header and the title (the `site_name` option, else its host name).
+	Site string
+	// Logo is the URL of the site's logo, on the same site, or "".
+	Logo string
+	// Theme is the URL of the stylesheet generated from the `accent`
+	// option, or ""; Render sets it.
+	Theme string
+	// Languages are the choices of the language switcher; it is not shown
+	// when there are fewer than two.
+	Languages []Language
+}
+
+// Language is one choice of the language switcher.
+type Language struct {
+	Tag     string // BCP 47, as in lang="..."
+	Name    string // the language's name in itself
+	URL     string // this page in that language (?lang=<tag>)
+	Current bool
 }
 
 // Field is one input of a "form" provider (providers.Field).
 type Field struct {
-	Name         string // the key in the POST /sessions body
+	Name string // the key in the POST /sessions body
+	// Label and Hint are shown through the template function text.
 	Label        string
 	Type         string // HTML input type; default "text"
 	Autocomplete string
-	Pattern      string
-	Hint         string
+	// InputMode is the on-screen keyboard to offer ("tel", "numeric").
+	InputMode string
+	Pattern   string
+	Hint      string
 }
 
 // Provider is one way to log in, as offered on the login page.
 type Provider struct {
-	Name   string // sent as "provider" in POST /sessions
-	Label  string // the text of its choice button
-	Kind   string
-	Flow   string // "qr" or "form"
-	Fields []Field
+	Name string // sent as "provider" in POST /sessions
+	// Label is the text of its choice button and Description the line under
+	// it (default: what its kind asks the person to do), both shown through
+	// the template function text.
+	Label       string
+	Description string
+	// Qualifier tells two providers with the same label apart (their
+	// names); "" when the label is unique.
+	Qualifier string
+	Kind      string
+	Flow      string // "qr" or "form"
+	Fields    []Field
 }
 
 // Login is the data of the login page.
@@ -39,16 +72,24 @@ type Login struct {
 	// to a local path; login.js still checks the redirect it finally gets.
 	RD        string
 	Providers []Provider
+	// Client is the display name of the OpenID Connect application that
+	// sent the person here, or "" when no application did.
+	Client string
 }
 
-// Error is the data of the error page. Message is shown as it is, so it must
-// hold no personal data, provider secrets or stack traces.
+// Error is the data of the error page. Heading and Message are shown
+// through the template function text, so a text the catalogue knows is
+// translated; they must hold no personal data, provider secrets or stack
+// traces.
 type Error struct {
 	Page
 	Status   int
 	Heading  string
 	Message  string
 	RetryURL string // may be ""; the page then links to "/"
+	// RetryAfter is, for a 429, the seconds after which the person may try
+	// again; the page then says so instead of Message.
+	RetryAfter int
 }
 
 // Wallet is the data of the demo provider's simulated wallet page.
@@ -63,6 +104,9 @@ type Wallet struct {
 	ApproveURL string
 	DeclineURL string
 	// SameDevice is true when the wallet is opened in the browser that
-	// started the login.
+	// started the login (for a decided login: when it was decided there).
 	SameDevice bool
+	// ReturnURL is where a same-device answer takes the person back to:
+	// the login page, which then finishes the login. "" otherwise.
+	ReturnURL string
 }

@@ -15,13 +15,13 @@ import (
 	"time"
 )
 
-func page() Page { return Page{Title: "", Prefix: "/.idv", Lang: "en"} }
+func page() Page { return Page{Title: "", Prefix: "/.idv", Site: "Example Bank"} }
 
 var (
 	qrProvider   = Provider{Name: "demo", Label: "Demo wallet", Kind: "demo", Flow: "qr"}
 	formProvider = Provider{Name: "mobileid", Label: "Mobile-ID", Kind: "marksign_mobileid", Flow: "form", Fields: []Field{
-		{Name: "phone", Label: "Phone number", Type: "tel", Autocomplete: "tel", Pattern: `\+37[02][0-9]{7,8}`, Hint: "With country code, such as +372"},
-		{Name: "personal_code", Label: "Personal code", Type: "text", Autocomplete: "off", Pattern: `[0-9]{11}`},
+		{Name: "phone", Label: "Phone number", Type: "tel", Autocomplete: "tel", InputMode: "tel", Pattern: `\+37[02][0-9]{7,8}`, Hint: "With country code, such as +372"},
+		{Name: "personal_code", Label: "Personal code", Type: "text", Autocomplete: "off", InputMode: "numeric", Pattern: `[0-9]{11}`},
 	}}
 )
 
@@ -37,7 +37,7 @@ func mustLoad(t *testing.T, dir string) *Set {
 func render(t *testing.T, s *Set, name string, data any) string {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := s.Render(&buf, name, data); err != nil {
+	if err := s.Render(&buf, name, nil, data); err != nil {
 		t.Fatalf("Render(%s): %v", name, err)
 	}
 	return buf.String()
@@ -65,19 +65,21 @@ func checkPage(t *testing.T, html string) {
 			t.Errorf("%s: %q", v.name, m)
 		}
 	}
+	// Scripts come from the module's static files; the texts for them are
+	// JSON data blocks, which no browser executes.
 	for _, src := range regexp.MustCompile(`(?i)<script\b[^>]*>`).FindAllString(html, -1) {
-		if !strings.Contains(src, ` src="/.idv/static/`) {
+		if !strings.Contains(src, ` src="/.idv/static/`) && src != `<script type="application/json" id="idv-text">` {
 			t.Errorf("script not from the module's static files: %s", src)
 		}
 	}
 	for _, want := range []string{
 		"<!doctype html>",
-		`<html lang="en">`,
+		`<html lang="en" dir="ltr">`,
 		`<meta charset="utf-8">`,
 		`<meta name="viewport" content="width=device-width, initial-scale=1">`,
 		`<link rel="stylesheet" href="/.idv/static/style.css?v=`,
 		`<main id="main">`,
-		`<span class="brand">caddy-idv</span>`,
+		`<span class="site-name">Example Bank</span>`,
 	} {
 		if !strings.Contains(html, want) {
 			t.Errorf("page lacks %q", want)
@@ -95,8 +97,12 @@ func TestRender(t *testing.T) {
 	s := mustLoad(t, "")
 	expires := time.Date(2026, 11, 22, 10, 5, 0, 0, time.UTC)
 	wallet := func(state string, same bool) Wallet {
-		return Wallet{Page: page(), ID: "abc", User: "Mari Maasikas", ExpiresAt: expires, State: state,
+		w := Wallet{Page: page(), ID: "abc", User: "Mari Maasikas", ExpiresAt: expires, State: state,
 			ApproveURL: "/.idv/demo/wallet/abc/approve", DeclineURL: "/.idv/demo/wallet/abc/decline", SameDevice: same}
+		if same {
+			w.ReturnURL = "/.idv/login#idv-resume=abc"
+		}
+		return w
 	}
 	tests := []struct {
 		name   string
@@ -107,43 +113,57 @@ func TestRender(t *testing.T) {
 	}{
 		{"login with one QR provider", "login", Login{Page: page(), RD: "/app?x=1", Providers: []Provider{qrProvider}},
 			[]string{
-				`<title>Log in</title>`, `<h1>Log in</h1>`, `<noscript>`,
+				`<title>Log in – Example Bank</title>`, `<h1>Log in to Example Bank</h1>`, `<noscript>`,
 				`<script src="/.idv/static/login.js?v=`, `defer></script>`,
+				`<script type="application/json" id="idv-text">{`,
 				`data-prefix="/.idv"`, `data-rd="/app?x=1"`,
 				`data-provider="demo" data-flow="qr"`,
-				`alt="QR code to scan with your phone"`, `Open on this device`,
+				`data-scan="Scan the QR code to open the demo wallet"`, `data-button="Open the demo wallet"`,
+				`alt="QR code to scan with your phone"`, `Open on this device`, `Use another device`,
+				`aria-expanded="false" aria-controls="idv-qr-wrap"`,
 				`Check that your phone shows the same code: <strong id="idv-code"`,
 				`id="idv-status" class="status" role="status" aria-live="polite"`,
 				`id="idv-retry" class="button primary" hidden>Try again</button>`,
 			},
-			[]string{"idv-back", "<form"}},
+			[]string{"idv-back", "<form", "choice-qualifier"}},
 		{"login with a choice", "login", Login{Page: page(), RD: "/", Providers: []Provider{qrProvider, formProvider}},
 			[]string{
-				`>Demo wallet</button>`, `>Mobile-ID</button>`,
+				`<span class="choice-label">Demo wallet</span>`, `<span class="choice-label">Mobile-ID</span>`,
+				`<span class="choice-desc">Approve the login in a simulated wallet</span>`,
+				`<span class="choice-desc">Mobile-ID: you will be asked for your PIN1</span>`,
 				`<form class="idv-form" data-provider="mobileid" novalidate>`,
+				`<p class="lead">Mobile-ID: you will be asked for your PIN1</p>`,
 				`<label for="idv-p1-f0">Phone number</label>`,
 				`<p class="hint" id="idv-p1-f0-hint">With country code, such as &#43;372</p>`,
-				`<input id="idv-p1-f0" name="phone" type="tel" autocomplete="tel" pattern="\&#43;37[02][0-9]{7,8}" inputmode="tel"`,
+				`<input id="idv-p1-f0" name="phone" type="tel" autocomplete="tel" pattern="\&#43;37[02][0-9]{7,8}" inputmode="tel" dir="ltr"`,
 				`aria-describedby="idv-p1-f0-hint idv-p1-f0-error"`,
 				`<p class="field-error" id="idv-p1-f0-error" hidden></p>`,
-				`<input id="idv-p1-f1" name="personal_code" type="text" autocomplete="off" pattern="[0-9]{11}" spellcheck="false" required`,
+				`<input id="idv-p1-f1" name="personal_code" type="text" autocomplete="off" pattern="[0-9]{11}" inputmode="numeric" dir="ltr" spellcheck="false" required`,
 				`aria-describedby="idv-p1-f1-error"`,
 				`<button type="submit" class="button primary">Continue</button>`,
 				`Choose another method`,
 			},
 			[]string{`id="idv-p0"`}},
+		{"two providers of one kind", "login", Login{Page: page(), Providers: []Provider{
+			{Name: "staff", Label: "Demo wallet", Qualifier: "staff", Kind: "demo", Flow: "qr"},
+			{Name: "guests", Label: "Guest wallet", Description: "For visitors", Kind: "demo", Flow: "qr"}}},
+			[]string{`Demo wallet <span class="choice-qualifier">(staff)</span>`, `<span class="choice-label">Guest wallet</span>`,
+				`<span class="choice-desc">For visitors</span>`}, nil},
+		{"login for an OpenID Connect application", "login", Login{Page: page(), RD: "/.idv/oidc/authorize?client_id=grafana", Client: "Grafana", Providers: []Provider{qrProvider}},
+			[]string{`<h1>Log in to Grafana</h1>`, `<p class="lead">Example Bank confirms who you are for Grafana.</p>`}, nil},
 		{"login without providers", "login", Login{Page: page(), RD: "/"},
 			[]string{"No login method is available"}, nil},
 		{"error with retry", "error", Error{Page: page(), Status: 502, Heading: "The provider did not answer", Message: "Please try again in a moment.", RetryURL: "/.idv/login?rd=%2Fapp"},
-			[]string{`<title>The provider did not answer</title>`, `<h1>The provider did not answer</h1>`, `<p>Please try again in a moment.</p>`,
+			[]string{`<title>The provider did not answer – Example Bank</title>`, `<h1>The provider did not answer</h1>`, `<p>Please try again in a moment.</p>`,
 				`Error 502`, `<a class="button primary" href="/.idv/login?rd=%2Fapp">Try again</a>`},
 			[]string{`<script`, `href="/">`}},
-		{"error without retry", "error", Error{Page: page(), Status: 404, Heading: "Not found"},
-			[]string{`<a class="button" href="/">Go to the home page</a>`, `Error 404`}, []string{"Try again"}},
+		{"error without retry", "error", Error{Page: page(), Status: 404},
+			[]string{`<h1>Not found</h1>`, `<a class="button" href="/">Go to the home page</a>`, `Error 404`}, []string{"Try again"}},
 		{"wallet pending", "wallet", wallet("pending", false),
 			[]string{
 				`Demo wallet — not a real identity provider`, `<h1>Log in as Mari Maasikas?</h1>`,
-				`<time class="idv-local" datetime="2026-11-22T10:05:00Z">10:05 UTC</time>`,
+				`<p class="lead">Example Bank asks you to confirm this login.</p>`,
+				`<p>This request expires at <time class="idv-local" datetime="2026-11-22T10:05:00Z" dir="ltr">10:05 UTC</time>.</p>`,
 				`<form class="idv-answer" method="post" action="/.idv/demo/wallet/abc/approve">`,
 				`<button type="submit" class="button primary">Approve</button>`,
 				`<form class="idv-answer" method="post" action="/.idv/demo/wallet/abc/decline">`,
@@ -154,9 +174,14 @@ func TestRender(t *testing.T) {
 		{"wallet same device", "wallet", wallet("pending", true),
 			[]string{"You are approving on the same device", "Approve</button>"}, nil},
 		{"wallet approved", "wallet", wallet("approved", false),
-			[]string{"Approved. You can return to the other screen."}, []string{"Approve</button>", "Decline</button>"}},
+			[]string{"Approved. You can return to the other screen."}, []string{"Approve</button>", "Decline</button>", "idv-return"}},
+		{"wallet approved on the same device", "wallet", wallet("approved", true),
+			[]string{"Approved. Taking you back to the login page…", `<a id="idv-return" class="button primary" href="/.idv/login#idv-resume=abc" data-auto="true">Continue</a>`},
+			[]string{"other screen"}},
 		{"wallet declined", "wallet", wallet("declined", false),
-			[]string{"You declined this login."}, []string{"Approve</button>"}},
+			[]string{"You declined this login."}, []string{"Approve</button>", "idv-return"}},
+		{"wallet declined on the same device", "wallet", wallet("declined", true),
+			[]string{"You declined this login.", `<a id="idv-return" class="button primary" href="/.idv/login#idv-resume=abc">Back to the login page</a>`}, []string{"data-auto"}},
 		{"wallet expired", "wallet", wallet("expired", false),
 			[]string{"This login has expired."}, []string{"Approve</button>"}},
 		{"wallet unknown", "wallet", wallet("unknown", false),
@@ -237,7 +262,7 @@ func TestUnsafeURLs(t *testing.T) {
 func TestRenderUnknownPage(t *testing.T) {
 	s := mustLoad(t, "")
 	var buf bytes.Buffer
-	if err := s.Render(&buf, "layout", Page{}); err == nil || !strings.Contains(err.Error(), `"layout"`) {
+	if err := s.Render(&buf, "layout", nil, Page{}); err == nil || !strings.Contains(err.Error(), `"layout"`) {
 		t.Errorf("Render(layout) = %v, want an error naming the page", err)
 	}
 }
@@ -246,7 +271,7 @@ func TestRenderUnknownPage(t *testing.T) {
 func TestRenderFailureWritesNothing(t *testing.T) {
 	s := mustLoad(t, "")
 	var buf bytes.Buffer
-	err := s.Render(&buf, "wallet", Error{Page: page(), Heading: "not a wallet"})
+	err := s.Render(&buf, "wallet", nil, Error{Page: page(), Heading: "not a wallet"})
 	if err == nil {
 		t.Fatal("Render of the wallet page with error data succeeded")
 	}
@@ -271,7 +296,7 @@ func TestLoadOverride(t *testing.T) {
 	if !strings.Contains(html, "<h1>Welcome to Example</h1>") || !strings.Contains(html, `data-rd="/x"`) {
 		t.Errorf("override not used:\n%s", html)
 	}
-	if !strings.Contains(html, `<span class="brand">caddy-idv</span>`) {
+	if !strings.Contains(html, `<span class="site-name">Example Bank</span>`) || !strings.Contains(html, `<title>Example Bank</title>`) {
 		t.Errorf("embedded layout not used around the override:\n%s", html)
 	}
 	html = render(t, s, "error", Error{Page: page(), Heading: "Embedded"})
@@ -623,7 +648,23 @@ func TestSafeLink(t *testing.T) {
 	}
 }
 
+// scriptTexts are login.js's texts in language tag, as a page carries them.
+func scriptTexts(t *testing.T, tag string) map[string]any {
+	t.Helper()
+	s := mustLoad(t, "")
+	l, ok := s.Lang(tag)
+	if !ok {
+		t.Fatalf("no language %s", tag)
+	}
+	texts, err := l.Script("login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return texts
+}
+
 func TestScriptHelpers(t *testing.T) {
+	en := scriptTexts(t, "en")
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	nowMS := float64(now.UnixMilli())
 	tests := []struct {
@@ -645,10 +686,29 @@ func TestScriptHelpers(t *testing.T) {
 		{[]any{"backoffSeconds", 3}, 8.0},
 		{[]any{"backoffSeconds", 4}, 10.0},
 		{[]any{"backoffSeconds", 20}, 10.0},
-		{[]any{"remainingText", 180}, "About 3 minutes left."},
-		{[]any{"remainingText", 60}, "1 minute left."},
-		{[]any{"remainingText", 30}, "30 seconds left."},
-		{[]any{"remainingText", 1}, "1 second left."},
+		{[]any{"remainingText", 180, en}, "About 3 minutes left."},
+		{[]any{"remainingText", 60, en}, "1 minute left."},
+		{[]any{"remainingText", 30, en}, "30 seconds left."},
+		{[]any{"remainingText", 1, en}, "1 second left."},
+		{[]any{"remainingText", 180, scriptTexts(t, "ru")}, "Осталось примерно 3 минуты."},
+		{[]any{"remainingText", 300, scriptTexts(t, "ru")}, "Осталось примерно 5 минут."},
+		{[]any{"remainingText", 21, scriptTexts(t, "ru")}, "Осталась 21 секунда."},
+		{[]any{"remainingText", 2, scriptTexts(t, "ar")}, "بقيت ثانيتان."},
+		{[]any{"remainingText", 5, scriptTexts(t, "ar")}, "بقيت 5 ثوانٍ."},
+		{[]any{"remainingText", 11, scriptTexts(t, "ar")}, "بقيت 11 ثانية."},
+		{[]any{"remainingText", 2, scriptTexts(t, "lt")}, "Liko 2 sekundės."},
+		{[]any{"remainingText", 10, scriptTexts(t, "lt")}, "Liko 10 sekundžių."},
+		{[]any{"remainingText", 21, scriptTexts(t, "lv")}, "Atlikusi 21 sekunde."},
+		{[]any{"remainingText", 10, scriptTexts(t, "lv")}, "Atlikušas 10 sekundes."},
+		{[]any{"tr", "error_status", map[string]any{"Status": 502}, scriptTexts(t, "et")}, "Midagi läks valesti (viga 502). Palun proovi uuesti."},
+		{[]any{"serverText", "The login was declined in the wallet.", "declined", scriptTexts(t, "lv")}, "Pieteikšanās tika noraidīta makā."},
+		{[]any{"serverText", "Unknown English.", "declined", scriptTexts(t, "lv")}, "Pieteikšanās tika noraidīta."},
+		{[]any{"serverText", "Unknown English.", "declined", en}, "Unknown English."},
+		{[]any{"serverText", "", "declined", en}, "The login was declined."},
+		{[]any{"resumeID", "#idv-resume=ABCDEFGHIJKLMNOPQRSTUV"}, "ABCDEFGHIJKLMNOPQRSTUV"},
+		{[]any{"resumeID", "#idv-resume=short"}, ""},
+		{[]any{"resumeID", "#idv-resume=../../x/ABCDEFGHIJKLMNOP"}, ""},
+		{[]any{"resumeID", ""}, ""},
 		{[]any{"stage", 181}, "m4"},
 		{[]any{"stage", 180}, "m3"},
 		{[]any{"stage", 45}, "60"},
@@ -681,6 +741,12 @@ func TestLoginScript(t *testing.T) {
 		html := render(t, s, "login", Login{Page: page(), RD: "/app", Providers: providers})
 		writeFile(t, dir, name+".html", html)
 	}
+	et, _ := s.Lang("et")
+	var buf bytes.Buffer
+	if err := s.Render(&buf, "login", et, Login{Page: page(), RD: "/app", Providers: []Provider{qrProvider}}); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "qr-et.html", buf.String())
 	tests := []struct{ scenario, page string }{
 		{"qr completes", "qr"},
 		{"qr completes with foreign redirect", "qr"},
@@ -691,6 +757,10 @@ func TestLoginScript(t *testing.T) {
 		{"qr start error", "qr"},
 		{"qr poll backoff", "qr"},
 		{"qr poll refused", "qr"},
+		{"qr on a phone", "qr"},
+		{"resume", "qr"},
+		{"resume refused", "qr"},
+		{"translated", "qr-et"},
 		{"choice and form", "choice"},
 		{"single form", "form"},
 	}

@@ -175,6 +175,10 @@ type record struct {
 type decision struct {
 	Approved bool   `json:"approved"`
 	Result   string `json:"result,omitempty"` // the signed result JWS
+	// SameDevice records that the answer came from the browser that
+	// started the login, so that the page after it can send the person
+	// back to that login (which may have ended by the time it loads).
+	SameDevice bool `json:"same_device,omitempty"`
 }
 
 func loginKey(id string) string    { return "demo/login/" + id }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/store"
+	"github.com/caddy-idv/caddy-idv/templates"
 )
 
 type clock struct {
@@ -26,14 +27,19 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-type pages struct{ rendered []string }
+type pages struct {
+	rendered []string
+	last     any // the data of the last page
+}
 
 func (p *pages) Render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	p.rendered = append(p.rendered, name)
+	p.last = data
 	w.WriteHeader(status)
 }
 
 type fixture struct {
+	pages *pages
 	clk   *clock
 	p     *provider
 	wall  http.Handler
@@ -43,10 +49,10 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{clk: &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}, same: map[string]bool{}}
+	f := &fixture{clk: &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}, same: map[string]bool{}, pages: &pages{}}
 	f.store = store.NewMemory(f.clk.now)
 	impl, err := (&Config{User: "Ada Lovelace"}).Open(providers.Env{
-		Name: "demo", Prefix: "/.idv", Store: f.store, Now: f.clk.now, Pages: &pages{},
+		Name: "demo", Prefix: "/.idv", Store: f.store, Now: f.clk.now, Pages: f.pages,
 		SameBrowser: func(_ *http.Request, id string) bool { return f.same[id] },
 	})
 	if err != nil {
@@ -124,6 +130,48 @@ func TestSameDeviceHasNoMCA(t *testing.T) {
 	f.press(t, "approve")
 	if amr := f.poll(t, l).Identity.AMR; len(amr) != 2 {
 		t.Fatalf("same-device amr: %v", amr)
+	}
+}
+
+// walletPage opens the wallet page as a browser does and returns its data.
+func (f *fixture) walletPage(t *testing.T) templates.Wallet {
+	t.Helper()
+	w := httptest.NewRecorder()
+	f.wall.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/demo/wallet/"+id, nil))
+	data, ok := f.pages.last.(templates.Wallet)
+	if !ok {
+		t.Fatalf("the wallet page rendered %T", f.pages.last)
+	}
+	return data
+}
+
+// An answer on the device that started the login takes the person back to
+// that login page (which finishes the login), even when that page has
+// already finished it and the browser no longer holds its pending cookie by
+// the time the outcome page loads; an answer on another device does not.
+func TestSameDeviceAnswerReturnsToTheLogin(t *testing.T) {
+	for _, button := range []string{"approve", "decline"} {
+		t.Run(button, func(t *testing.T) {
+			f := newFixture(t)
+			f.start(t)
+			f.same[id] = true
+			if got := f.walletPage(t); !got.SameDevice || got.ReturnURL != "" {
+				t.Errorf("pending on the same device: SameDevice %v, ReturnURL %q", got.SameDevice, got.ReturnURL)
+			}
+			f.press(t, button)
+			delete(f.same, id)
+			got := f.walletPage(t)
+			if want := "/.idv/login#idv-resume=" + id; got.ReturnURL != want || !got.SameDevice {
+				t.Errorf("after %s on the same device: ReturnURL %q, SameDevice %v; want %q", button, got.ReturnURL, got.SameDevice, want)
+			}
+
+			other := newFixture(t)
+			other.start(t)
+			other.press(t, button)
+			if got := other.walletPage(t); got.ReturnURL != "" || got.SameDevice {
+				t.Errorf("after %s on another device: ReturnURL %q, SameDevice %v", button, got.ReturnURL, got.SameDevice)
+			}
+		})
 	}
 }
 

@@ -28,40 +28,41 @@ func (p *provider) Routes() (string, http.Handler) {
 	return "/demo/", mux
 }
 
-// walletState is the state the wallet page shows for a login.
-func (p *provider) walletState(ctx context.Context, id string) (rec record, state string, err error) {
+// walletState is the state the wallet page shows for a login, and for a
+// decided one whether it was decided in the browser that started it.
+func (p *provider) walletState(ctx context.Context, id string) (rec record, state string, same bool, err error) {
 	if !providers.ValidID(id) {
-		return rec, "unknown", nil
+		return rec, "unknown", false, nil
 	}
 	raw, err := p.env.Store.Get(ctx, loginKey(id))
 	if errors.Is(err, store.ErrNotFound) {
-		return rec, "unknown", nil
+		return rec, "unknown", false, nil
 	}
 	if err != nil {
-		return rec, "", err
+		return rec, "", false, err
 	}
 	if err := json.Unmarshal(raw, &rec); err != nil {
-		return rec, "", err
+		return rec, "", false, err
 	}
 	draw, err := p.env.Store.Get(ctx, decisionKey(id))
 	switch {
 	case err == nil:
 		var dec decision
 		if json.Unmarshal(draw, &dec) == nil && dec.Approved {
-			return rec, "approved", nil
+			return rec, "approved", dec.SameDevice, nil
 		}
-		return rec, "declined", nil
+		return rec, "declined", dec.SameDevice, nil
 	case !errors.Is(err, store.ErrNotFound):
-		return rec, "", err
+		return rec, "", false, err
 	case !p.env.Now().Before(rec.ExpiresAt):
-		return rec, "expired", nil
+		return rec, "expired", false, nil
 	}
-	return rec, "pending", nil
+	return rec, "pending", false, nil
 }
 
 func (p *provider) page(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	rec, state, err := p.walletState(r.Context(), id)
+	rec, state, same, err := p.walletState(r.Context(), id)
 	if err != nil {
 		p.fail(w, r, err)
 		return
@@ -70,20 +71,33 @@ func (p *provider) page(w http.ResponseWriter, r *http.Request) {
 	if state == "unknown" {
 		status = http.StatusNotFound
 	}
-	p.render(w, r, status, id, rec, state)
+	p.render(w, r, status, id, rec, state, same)
 }
 
-func (p *provider) render(w http.ResponseWriter, r *http.Request, status int, id string, rec record, state string) {
+// render shows the wallet page. decidedHere is true when the login was
+// decided in the browser that started it.
+func (p *provider) render(w http.ResponseWriter, r *http.Request, status int, id string, rec record, state string, decidedHere bool) {
 	base := p.env.Prefix + "/demo/wallet/" + id
 	data := templates.Wallet{
-		Page:       templates.Page{Title: "Demo wallet", Prefix: p.env.Prefix, Lang: "en"},
+		Page:       templates.Page{Prefix: p.env.Prefix},
 		ID:         id,
 		User:       rec.User,
 		ExpiresAt:  rec.ExpiresAt,
 		State:      state,
 		ApproveURL: base + "/approve",
 		DeclineURL: base + "/decline",
-		SameDevice: state == "pending" && p.env.SameBrowser != nil && p.env.SameBrowser(r, id),
+	}
+	switch state {
+	case "pending":
+		data.SameDevice = p.env.SameBrowser != nil && p.env.SameBrowser(r, id)
+	case "approved", "declined":
+		// Answered on the device that started the login: that login page
+		// finishes it, so the person goes back there (login.js resumes the
+		// login named in the fragment), not to "the other screen".
+		data.SameDevice = decidedHere
+		if decidedHere {
+			data.ReturnURL = p.env.Prefix + "/login#idv-resume=" + id
+		}
 	}
 	p.env.Pages.Render(w, r, status, "wallet", data)
 }
@@ -93,26 +107,25 @@ func (p *provider) render(w http.ResponseWriter, r *http.Request, status int, id
 func (p *provider) decide(w http.ResponseWriter, r *http.Request, approve bool) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	rec, state, err := p.walletState(ctx, id)
+	rec, state, same, err := p.walletState(ctx, id)
 	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
 	switch state {
 	case "unknown":
-		p.answer(w, r, http.StatusNotFound, id, rec, state, "unknown_login", "This login does not exist.")
+		p.answer(w, r, http.StatusNotFound, id, rec, state, same, "unknown_login", "This login does not exist.")
 		return
 	case "expired":
-		p.answer(w, r, http.StatusGone, id, rec, state, "expired", "This login has expired.")
+		p.answer(w, r, http.StatusGone, id, rec, state, same, "expired", "This login has expired.")
 		return
 	case "approved", "declined":
-		p.answer(w, r, http.StatusConflict, id, rec, state, "already_decided", "This login was already "+state+".")
+		p.answer(w, r, http.StatusConflict, id, rec, state, same, "already_decided", "This login was already "+state+".")
 		return
 	}
-	dec := decision{Approved: approve}
+	dec := decision{Approved: approve, SameDevice: p.env.SameBrowser != nil && p.env.SameBrowser(r, id)}
 	if approve {
-		same := p.env.SameBrowser != nil && p.env.SameBrowser(r, id)
-		dec.Result, err = p.sign(id, rec.User, same)
+		dec.Result, err = p.sign(id, rec.User, dec.SameDevice)
 		if err != nil {
 			p.fail(w, r, err)
 			return
@@ -130,8 +143,8 @@ func (p *provider) decide(w http.ResponseWriter, r *http.Request, approve bool) 
 		return
 	}
 	if !first {
-		_, state, _ = p.walletState(ctx, id)
-		p.answer(w, r, http.StatusConflict, id, rec, state, "already_decided", "This login was already decided.")
+		_, state, same, _ = p.walletState(ctx, id)
+		p.answer(w, r, http.StatusConflict, id, rec, state, same, "already_decided", "This login was already decided.")
 		return
 	}
 	p.announce(id)
@@ -147,12 +160,12 @@ func (p *provider) decide(w http.ResponseWriter, r *http.Request, approve bool) 
 	http.Redirect(w, r, p.env.Prefix+"/demo/wallet/"+id, http.StatusSeeOther)
 }
 
-func (p *provider) answer(w http.ResponseWriter, r *http.Request, status int, id string, rec record, state, code, msg string) {
+func (p *provider) answer(w http.ResponseWriter, r *http.Request, status int, id string, rec record, state string, same bool, code, msg string) {
 	if wantsJSON(r) {
 		writeJSON(w, status, map[string]string{"error": code, "message": msg, "state": state})
 		return
 	}
-	p.render(w, r, status, id, rec, state)
+	p.render(w, r, status, id, rec, state, same)
 }
 
 func (p *provider) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -166,9 +179,8 @@ func (p *provider) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	p.env.Pages.Render(w, r, status, "error", templates.Error{
-		Page:    templates.Page{Title: "Demo wallet", Prefix: p.env.Prefix, Lang: "en"},
+		Page:    templates.Page{Prefix: p.env.Prefix},
 		Status:  status,
-		Heading: "Something went wrong",
 		Message: "The demo wallet could not record your answer. Try again.",
 	})
 }

@@ -2,7 +2,9 @@
 // POST <prefix>/sessions, shows the QR code, the link and the control code,
 // counts down to the login's expiry and long-polls the login's state until
 // the person has acted on their phone. The elements it needs are listed in
-// the templates package documentation (doc.go).
+// the templates package documentation (doc.go). Every text it shows comes
+// from the page's JSON block #idv-text (the page's language), and the texts
+// about a provider from its choice button's data-* attributes.
 (function () {
   "use strict";
 
@@ -93,8 +95,54 @@
     return Math.min(10, Math.pow(2, n));
   }
 
-  function plural(n, one, many) {
-    return n + " " + (n === 1 ? one : many);
+  // texts is the page's language and texts (#idv-text, rendered by the
+  // server from its message catalogue). Outside a page (the package's
+  // tests) it is given to the helpers.
+  var texts = { lang: "en", text: {}, server: {}, generic: false };
+
+  // format fills a message's {{.Name}} arguments.
+  function format(s, args) {
+    return String(s).replace(/\{\{\s*\.([A-Za-z]+)\s*\}\}/g, function (m, k) {
+      return args && args[k] !== undefined ? String(args[k]) : "";
+    });
+  }
+
+  // pluralForm is the CLDR plural category of n in lang ("one", "few", ...),
+  // from the browser's own rules.
+  function pluralForm(lang, n) {
+    try {
+      return new Intl.PluralRules(lang).select(n);
+    } catch (e) {
+      return n === 1 ? "one" : "other";
+    }
+  }
+
+  // tr is the text key with its arguments; a plural text takes the form
+  // for args.Count.
+  function tr(key, args) {
+    var m = texts.text[key];
+    if (m === undefined) {
+      return key;
+    }
+    if (typeof m === "object") {
+      var n = args && typeof args.Count === "number" ? args.Count : 0;
+      m = m[pluralForm(texts.lang, n)] || m.other || "";
+    }
+    return format(m, args);
+  }
+
+  // serverText shows a message of the server's JSON (a provider's outcome, a
+  // field error), which is English: its translation when the catalogue has
+  // one; else, on a page in another language, the text fallback, so that
+  // no English reaches the page; else the message itself.
+  function serverText(msg, fallback, args) {
+    if (typeof msg !== "string" || msg === "") {
+      return tr(fallback, args);
+    }
+    if (Object.prototype.hasOwnProperty.call(texts.server, msg)) {
+      return texts.server[msg];
+    }
+    return texts.generic ? tr(fallback, args) : msg;
   }
 
   // remainingText is what a screen reader hears about the time left. It is
@@ -102,12 +150,12 @@
   // seconds), not every second.
   function remainingText(s) {
     if (s > 60) {
-      return "About " + plural(Math.ceil(s / 60), "minute", "minutes") + " left.";
+      return tr("about_minutes_left", { Count: Math.ceil(s / 60) });
     }
     if (s === 60) {
-      return "1 minute left.";
+      return tr("minutes_left", { Count: 1 });
     }
-    return plural(s, "second", "seconds") + " left.";
+    return tr("seconds_left", { Count: s });
   }
 
   function stage(s) {
@@ -123,6 +171,23 @@
     return "10";
   }
 
+  // resumeID is the login id in a location hash "#idv-resume=<id>", which
+  // the demo wallet sends the person back with after answering on this
+  // device; "" when there is none.
+  function resumeID(hash) {
+    var m = /^#idv-resume=([A-Za-z0-9_-]{16,64})$/.exec(typeof hash === "string" ? hash : "");
+    return m ? m[1] : "";
+  }
+
+  // phoneFirst reports whether this is a small screen or a touch device,
+  // where the person most likely holds the phone that must act: the page
+  // then leads with opening the provider's app or link here, and keeps the
+  // QR code (which this phone cannot scan) behind "Use another device".
+  function phoneFirst() {
+    return typeof window.matchMedia === "function" &&
+      window.matchMedia("(max-width: 40rem), (pointer: coarse)").matches;
+  }
+
   if (typeof document === "undefined") {
     // Loaded outside a browser, by the package's tests: offer the helpers.
     if (typeof module === "object" && module.exports) {
@@ -133,7 +198,19 @@
         mmss: mmss,
         retryAfterSeconds: retryAfterSeconds,
         backoffSeconds: backoffSeconds,
-        remainingText: remainingText,
+        remainingText: function (s, t) {
+          texts = t || texts;
+          return remainingText(s);
+        },
+        tr: function (key, args, t) {
+          texts = t || texts;
+          return tr(key, args);
+        },
+        serverText: function (msg, fallback, t) {
+          texts = t || texts;
+          return serverText(msg, fallback);
+        },
+        resumeID: resumeID,
         stage: stage
       };
     }
@@ -143,6 +220,20 @@
   var root = document.getElementById("idv-login");
   if (!root) {
     return;
+  }
+
+  var textBlock = document.getElementById("idv-text");
+  if (textBlock) {
+    try {
+      var parsed = JSON.parse(textBlock.textContent);
+      if (parsed && typeof parsed === "object") {
+        texts = parsed;
+        texts.text = texts.text || {};
+        texts.server = texts.server || {};
+      }
+    } catch (e) {
+      // Keep the empty texts: keys show instead of words, the login works.
+    }
   }
 
   var origin = window.location.origin;
@@ -155,10 +246,14 @@
     choose: byId("idv-choose"),
     progress: byId("idv-progress"),
     heading: byId("idv-progress-heading"),
+    challenge: byId("idv-challenge"),
     qrWrap: byId("idv-qr-wrap"),
+    qrCaption: byId("idv-qr-caption"),
     qr: byId("idv-qr"),
     openWrap: byId("idv-open-wrap"),
     open: byId("idv-open"),
+    otherWrap: byId("idv-other-wrap"),
+    other: byId("idv-other"),
     codeWrap: byId("idv-code-wrap"),
     code: byId("idv-code"),
     timerWrap: byId("idv-timer-wrap"),
@@ -168,6 +263,10 @@
     retry: byId("idv-retry")
   };
   var views = Array.prototype.slice.call(root.querySelectorAll(".idv-view"));
+  // openHere is the link's text when the QR code leads ("Open on this
+  // device"), as the page has it.
+  var openHere = el.open.textContent;
+  var startingHeading = el.heading.textContent;
 
   // run identifies the current login attempt. Every start, back and final
   // outcome begins a new run; work left over from an older run (a long poll
@@ -183,10 +282,16 @@
 
   var providers = [];
   Array.prototype.forEach.call(root.querySelectorAll(".idv-choice"), function (b) {
+    var label = b.querySelector(".choice-label");
     var p = {
       name: b.getAttribute("data-provider"),
       flow: b.getAttribute("data-flow"),
-      label: b.textContent,
+      label: (label || b).textContent,
+      // What the person is asked to do, for this provider's kind.
+      scan: b.getAttribute("data-scan") || "",
+      open: b.getAttribute("data-open") || "",
+      button: b.getAttribute("data-button") || "",
+      confirm: b.getAttribute("data-confirm") || "",
       form: null,
       view: null
     };
@@ -232,9 +337,19 @@
     });
   });
 
+  el.other.addEventListener("click", function () {
+    var open = el.other.getAttribute("aria-expanded") !== "true";
+    el.other.setAttribute("aria-expanded", open ? "true" : "false");
+    el.qrWrap.hidden = !open;
+  });
+
   el.retry.addEventListener("click", function () {
     interacted = true;
     if (!current) {
+      // A resumed login that failed: start as the page would have.
+      cancel();
+      resuming = false;
+      begin();
       return;
     }
     if (current.form) {
@@ -303,8 +418,11 @@
   function resetProgress() {
     el.qrWrap.hidden = true;
     el.qr.removeAttribute("src");
+    el.qrCaption.hidden = true;
     el.openWrap.hidden = true;
     el.open.removeAttribute("href");
+    el.otherWrap.hidden = true;
+    el.other.setAttribute("aria-expanded", "false");
     el.codeWrap.hidden = true;
     el.code.textContent = "";
     el.timerWrap.hidden = true;
@@ -322,6 +440,7 @@
   function hideChallenge() {
     el.qrWrap.hidden = true;
     el.openWrap.hidden = true;
+    el.otherWrap.hidden = true;
     el.codeWrap.hidden = true;
     el.timerWrap.hidden = true;
     el.announce.textContent = "";
@@ -344,14 +463,11 @@
     if (res.status === 429) {
       var n = retryAfterSeconds(res.headers.get("Retry-After"), Date.now());
       if (n > 0) {
-        return "Too many attempts, try again in " + plural(n, "second", "seconds") + ".";
+        return tr("too_many_in", { Count: n });
       }
-      return "Too many attempts, try again later.";
+      return tr("too_many");
     }
-    if (data && typeof data.message === "string" && data.message !== "") {
-      return data.message;
-    }
-    return "Something went wrong (error " + res.status + "). Please try again.";
+    return serverText(data && data.message, "error_status", { Status: res.status });
   }
 
   function inputsOf(form) {
@@ -393,13 +509,15 @@
   // field's hint when its format is wrong.
   function validationText(input) {
     if (input.validity.valueMissing) {
-      return "Please fill in this field.";
+      return tr("field_missing");
     }
     var hint = input.id ? byId(input.id + "-hint") : null;
     if (input.validity.patternMismatch && hint && hint.textContent) {
-      return "Please check the format: " + hint.textContent;
+      return tr("field_format", { Hint: hint.textContent });
     }
-    return input.validationMessage || "Please check this value.";
+    // Not the browser's validationMessage: it speaks the browser's
+    // language, not the page's.
+    return tr("field_check");
   }
 
   function choose(p) {
@@ -475,8 +593,8 @@
 
     if (!p.form) {
       resetProgress();
-      el.heading.textContent = "Starting the login";
-      setStatus("Starting the login…");
+      el.heading.textContent = startingHeading;
+      setStatus(tr("starting"));
       setBusy(true);
       showView(el.progress, interacted);
     }
@@ -494,7 +612,7 @@
       data = await readJSON(res);
     } catch (e) {
       if (gen === run) {
-        startFailed(p, "Could not reach the server. Check your connection and try again.", 0);
+        startFailed(p, tr("unreachable"), 0);
       }
       return;
     }
@@ -511,10 +629,10 @@
       return;
     }
     if (!data || !isLocalPath(data.status_url, origin)) {
-      startFailed(p, "The server's answer could not be used. Please try again.", 0);
+      startFailed(p, tr("bad_answer"), 0);
       return;
     }
-    showChallenge(gen, data, clockOffset(res));
+    showChallenge(gen, p, data, clockOffset(res));
     poll(gen, data.status_url);
   }
 
@@ -529,7 +647,7 @@
     if (!input) {
       return false;
     }
-    setFieldError(input, typeof message === "string" && message ? message : "Please check this value.");
+    setFieldError(input, serverText(message, "field_check"));
     input.focus();
     return true;
   }
@@ -541,7 +659,7 @@
     }
     cancel();
     hideChallenge();
-    el.heading.textContent = "Could not start the login";
+    el.heading.textContent = tr("could_not_start");
     setStatus(text);
     showRetry(wait);
     el.heading.focus();
@@ -560,12 +678,12 @@
     return Math.abs(off) > 3000 ? off : 0;
   }
 
-  function showChallenge(gen, data, offset) {
+  function showChallenge(gen, p, data, offset) {
     resetProgress();
+    var phone = phoneFirst();
     var hasQR = isLocalPath(data.qr_svg_url, origin);
     if (hasQR) {
       el.qr.src = data.qr_svg_url;
-      el.qrWrap.hidden = false;
     }
     var link = "";
     if (data.deep_link) {
@@ -575,32 +693,58 @@
     }
     if (link) {
       el.open.href = link;
-      if (/^https?:/i.test(link)) {
-        // A web page (such as the demo wallet) opens beside this one, which
-        // keeps polling; an app link leaves this page where it is anyway.
+      if (/^https?:/i.test(link) && new URL(link).origin !== origin) {
+        // Another site's page opens beside this one, which keeps polling;
+        // this site's own (the demo wallet) opens here and sends the person
+        // back; an app link leaves this page where it is anyway.
         el.open.target = "_blank";
         el.open.rel = "noopener";
       } else {
         el.open.removeAttribute("target");
         el.open.removeAttribute("rel");
       }
-      el.openWrap.hidden = false;
     }
     var code = data.control_code;
     if (code !== undefined && code !== null && String(code) !== "") {
       el.code.textContent = String(code);
       el.codeWrap.hidden = false;
     }
-    if (hasQR) {
-      el.heading.textContent = "Scan the QR code with your phone";
-    } else if (!el.codeWrap.hidden) {
-      el.heading.textContent = "Confirm on your phone";
-    } else if (link) {
-      el.heading.textContent = "Open the link to continue";
+    if (phone && link) {
+      // This device acts: opening the app or link is the primary action,
+      // and the QR code waits behind "Use another device".
+      el.challenge.insertBefore(el.openWrap, el.challenge.firstChild);
+      el.challenge.appendChild(el.qrWrap);
+      el.open.className = "button primary";
+      el.open.textContent = p.button || openHere;
+      el.openWrap.hidden = false;
+      if (hasQR) {
+        el.qrCaption.textContent = p.scan;
+        el.qrCaption.hidden = !p.scan;
+        el.otherWrap.hidden = false;
+      }
+      el.heading.textContent = p.open || tr("open_heading");
     } else {
-      el.heading.textContent = "Continue on your phone";
+      // Another device acts: the QR code leads, and the link is there for
+      // a person who is on that device after all.
+      el.challenge.insertBefore(el.qrWrap, el.challenge.firstChild);
+      el.open.className = "button";
+      el.open.textContent = openHere;
+      el.qrWrap.hidden = !hasQR;
+      el.openWrap.hidden = !link;
+      if (hasQR) {
+        el.heading.textContent = p.scan || tr("continue_heading");
+      } else if (!el.codeWrap.hidden) {
+        el.heading.textContent = p.confirm || tr("confirm_heading");
+      } else if (link) {
+        el.heading.textContent = tr("open_heading");
+      } else {
+        el.heading.textContent = tr("continue_heading");
+      }
     }
-    setStatus("Waiting for you to confirm on your phone…");
+    if (!link && !el.codeWrap.hidden) {
+      el.heading.textContent = p.confirm || tr("confirm_heading");
+    }
+    setStatus(tr("waiting"));
     setBusy(true);
     showView(el.progress, interacted);
     var expires = Date.parse(data.expires_at || "");
@@ -662,7 +806,7 @@
           return;
         }
         var d = backoffSeconds(failures++);
-        setStatus("Connection lost. Trying again in " + plural(d, "second", "seconds") + "…");
+        setStatus(tr("connection_lost", { Count: d }));
         await sleep(d * 1000);
         continue;
       }
@@ -673,9 +817,17 @@
         if (res.status === 429 || res.status === 408 || res.status >= 500) {
           var w = retryAfterSeconds(res.headers.get("Retry-After"), Date.now()) || backoffSeconds(failures++);
           w = Math.min(w, 60);
-          setStatus("The server is busy. Trying again in " + plural(w, "second", "seconds") + "…");
+          setStatus(tr("busy", { Count: w }));
           await sleep(w * 1000);
           continue;
+        }
+        if (resuming && (res.status === 403 || res.status === 404)) {
+          // This browser no longer holds the login (another tab finished
+          // it): offer a new one.
+          resuming = false;
+          cancel();
+          begin();
+          return;
         }
         finish(gen, "failed", problemText(res, data));
         return;
@@ -683,7 +835,9 @@
       var state = data && data.state;
       if (state === "pending") {
         failures = 0;
-        setStatus("Waiting for you to confirm on your phone…");
+        if (!resuming) {
+          setStatus(tr("waiting"));
+        }
         if (Date.now() - began < 1000) {
           // The server answered at once: do not spin.
           await sleep(1000);
@@ -702,12 +856,16 @@
     }
   }
 
+  // OUTCOMES are the keys of the heading and the default text of each
+  // final state.
   var OUTCOMES = {
-    expired: ["Login expired", "This login has expired. Start a new one to continue."],
-    declined: ["Login declined", "The login was declined."],
-    failed: ["Login failed", "The login did not succeed."]
+    expired: ["expired_heading", "expired"],
+    declined: ["declined_heading", "declined"],
+    failed: ["failed_heading", "failed"]
   };
 
+  // finish shows a final state with the server's text (translated), or the
+  // state's own.
   function finish(gen, state, text) {
     if (gen !== run) {
       return;
@@ -715,8 +873,8 @@
     cancel();
     hideChallenge();
     var o = OUTCOMES[state] || OUTCOMES.failed;
-    el.heading.textContent = o[0];
-    setStatus(text || o[1]);
+    el.heading.textContent = tr(o[0]);
+    setStatus(serverText(text, o[1]));
     showRetry(0);
     el.heading.focus();
   }
@@ -727,14 +885,41 @@
     }
     cancel();
     hideChallenge();
-    el.heading.textContent = "Logged in";
-    setStatus("Logged in. Taking you back…");
+    el.heading.textContent = tr("done_heading");
+    setStatus(tr("done"));
     window.location.replace(safeRedirect(redirect, origin));
   }
 
-  if (providers.length === 1) {
-    choose(providers[0]);
-  } else if (providers.length > 1) {
-    showView(el.choose, false);
+  // begin shows the first view: the only provider's login or form, or
+  // the choice.
+  function begin() {
+    if (providers.length === 1) {
+      choose(providers[0]);
+    } else if (providers.length > 1) {
+      showView(el.choose, false);
+    }
+  }
+
+  // resuming is set while the page finishes a login that the person
+  // answered on this device (the demo wallet sent them back here).
+  var resuming = false;
+  var resume = resumeID(window.location.hash);
+  if (resume) {
+    if (window.history && typeof window.history.replaceState === "function") {
+      window.history.replaceState(null, "", window.location.pathname + window.location.search);
+    }
+    resuming = true;
+    var gen = cancel();
+    if (typeof AbortController === "function") {
+      aborter = new AbortController();
+    }
+    resetProgress();
+    el.heading.textContent = tr("resuming");
+    setStatus(tr("resuming"));
+    setBusy(true);
+    showView(el.progress, false);
+    poll(gen, prefix + "/sessions/" + resume);
+  } else {
+    begin();
   }
 })();

@@ -128,6 +128,32 @@ class Element {
     const v = this.validity;
     return !v.valueMissing && !v.patternMismatch;
   }
+  get className() {
+    return this.getAttribute("class") || "";
+  }
+  set className(v) {
+    this.setAttribute("class", v);
+  }
+  get firstChild() {
+    return this.children[0] || null;
+  }
+  // insertBefore and appendChild move an element, as the DOM does.
+  insertBefore(node, ref) {
+    if (node.parentNode) {
+      node.parentNode.children = node.parentNode.children.filter((c) => c !== node);
+    }
+    const i = ref ? this.children.indexOf(ref) : -1;
+    if (i < 0) {
+      this.children.push(node);
+    } else {
+      this.children.splice(i, 0, node);
+    }
+    node.parentNode = this;
+    return node;
+  }
+  appendChild(node) {
+    return this.insertBefore(node, null);
+  }
   focus() {
     this.ownerDocument.activeElement = this;
   }
@@ -340,15 +366,30 @@ function fakeFetch(url, opts) {
 
 const doc = parse(fs.readFileSync(pagePath, "utf8"));
 const replaced = [];
+// phone makes matchMedia answer as a small touch screen would.
+let phone = false;
+const historyCalls = [];
 const window = {
   location: {
     origin: ORIGIN,
+    pathname: "/.idv/login",
+    search: "",
+    hash: "",
     replace(u) {
       replaced.push(u);
     },
     assign(u) {
       replaced.push(u);
     }
+  },
+  history: {
+    replaceState(state, title, url) {
+      historyCalls.push(url);
+      window.location.hash = "";
+    }
+  },
+  matchMedia(q) {
+    return { matches: phone, media: q };
   },
   addEventListener() {}
 };
@@ -364,6 +405,8 @@ function load() {
     clearInterval: clearTimer,
     Date: FakeDate,
     URL,
+    Intl,
+    JSON,
     AbortController,
     Promise,
     console
@@ -432,12 +475,16 @@ const scenarios = {
     eq($("idv-qr").src, "/.idv/sessions/L1/qr.svg", "QR src");
     assert($("idv-qr").visible, "QR hidden");
     eq($("idv-open").href, ORIGIN + "/.idv/demo/wallet/L1", "open link");
-    eq($("idv-open").target, "_blank", "open link target");
+    eq($("idv-open").target, "", "open link target (this site's wallet opens here and sends the person back)");
     assert($("idv-open").visible, "open link hidden");
+    eq($("idv-open").className, "button", "open link is secondary on a desktop");
+    assert(!$("idv-other").visible, "\"Use another device\" shown on a desktop");
+    const order = $("idv-challenge").children.map((c) => c.id);
+    assert(order.indexOf("idv-qr-wrap") < order.indexOf("idv-open-wrap"), "the QR code does not lead on a desktop: " + order);
     eq($("idv-code").textContent, "4821", "control code");
     assert($("idv-code").visible, "control code hidden");
     eq($("idv-countdown").textContent, "02:00", "countdown");
-    eq($("idv-progress-heading").textContent, "Scan the QR code with your phone", "heading");
+    eq($("idv-progress-heading").textContent, "Scan the QR code to open the demo wallet", "heading");
     assert(doc.activeElement === null, "focus moved on page load");
     assert(polls().length >= 1, "no poll");
     eq(polls()[0].url, "/.idv/sessions/L1?wait=25", "poll URL");
@@ -562,6 +609,77 @@ const scenarios = {
     eq($("idv-status").textContent, "This login belongs to another browser.", "status");
   },
 
+  // On a phone the app or link on this device leads; the QR code waits
+  // behind "Use another device".
+  async "qr on a phone"() {
+    phone = true;
+    handler = (c) => (c.method === "POST" ? created({ deep_link: "blockid://auth?s=1" }) : hang());
+    load();
+    await advance(0);
+    eq($("idv-progress-heading").textContent, "Approve the login in the demo wallet", "heading");
+    eq($("idv-open").className, "button primary", "open link is the primary action");
+    eq($("idv-open").textContent, "Open the demo wallet", "open link text");
+    eq($("idv-open").href, "blockid://auth?s=1", "open link");
+    eq($("idv-open").target, "", "an app link opens here");
+    assert($("idv-open").visible, "open link hidden");
+    assert(!$("idv-qr").visible, "QR code shown on a phone before asking");
+    assert($("idv-other").visible, "no \"Use another device\"");
+    eq($("idv-other").getAttribute("aria-expanded"), "false", "aria-expanded");
+    const order = $("idv-challenge").children.map((c) => c.id);
+    assert(order.indexOf("idv-open-wrap") < order.indexOf("idv-qr-wrap"), "the link does not lead on a phone: " + order);
+    $("idv-other").click();
+    assert($("idv-qr").visible, "QR code hidden after \"Use another device\"");
+    eq($("idv-other").getAttribute("aria-expanded"), "true", "aria-expanded after the click");
+    eq($("idv-qr-caption").textContent, "Scan the QR code to open the demo wallet", "QR caption");
+    $("idv-other").click();
+    assert(!$("idv-qr").visible, "QR code still shown after closing");
+  },
+
+  // Back from the demo wallet on this device: the page finishes that login.
+  async "resume"() {
+    window.location.hash = "#idv-resume=ABCDEFGHIJKLMNOPQRSTUV";
+    handler = (c) => response(200, { state: "completed", redirect: "/app?from=wallet" });
+    load();
+    await advance(0);
+    eq(posts().length, 0, "a resumed login starts no new one");
+    eq(polls()[0].url, "/.idv/sessions/ABCDEFGHIJKLMNOPQRSTUV?wait=25", "poll URL");
+    eq(JSON.stringify(historyCalls), JSON.stringify(["/.idv/login"]), "the hash is dropped");
+    eq(JSON.stringify(replaced), JSON.stringify(["/app?from=wallet"]), "redirect");
+  },
+
+  // A resumed login this browser no longer holds: a new one starts.
+  async "resume refused"() {
+    window.location.hash = "#idv-resume=ABCDEFGHIJKLMNOPQRSTUV";
+    handler = (c) => {
+      if (c.method === "POST") return created();
+      if (c.url.indexOf("ABCDEFGH") >= 0) return response(403, { error: "forbidden", message: "This login was not started in this browser." });
+      return hang();
+    };
+    load();
+    await advance(0);
+    eq(posts().length, 1, "a new login after the refusal");
+    assert($("idv-qr").visible, "no QR code for the new login");
+  },
+
+  // A page in Estonian: the server's English is shown translated, and an
+  // English text the catalogue does not know is replaced by the outcome's
+  // own text.
+  async "translated"() {
+    handler = (c) => (c.method === "POST" ? created() : response(200, { state: "declined", error: "The login was declined in the wallet." }));
+    load();
+    await advance(0);
+    eq($("idv-progress-heading").textContent, "Sisselogimisest keelduti", "heading");
+    eq($("idv-status").textContent, "Sisselogimisest keelduti rahakotis.", "status");
+    handler = (c) => (c.method === "POST" ? created() : response(200, { state: "failed", error: "Some new English text." }));
+    $("idv-retry").click();
+    await advance(0);
+    eq($("idv-status").textContent, "Sisselogimine ei õnnestunud.", "status for an unknown text");
+    handler = () => response(429, { error: "rate_limited", message: "Too many." }, { "Retry-After": "2" });
+    $("idv-retry").click();
+    await advance(0);
+    eq($("idv-status").textContent, "Liiga palju katseid, proovi uuesti 2 sekundi pärast.", "rate limit status");
+  },
+
   // Several providers: a choice, a form with field errors, then the login,
   // and back to the choice.
   async "choice and form"() {
@@ -612,7 +730,7 @@ const scenarios = {
     eq($("idv-code").textContent, "1234", "control code");
     assert(!$("idv-qr").visible, "QR shown without a QR");
     assert(!$("idv-open").visible, "link shown without a link");
-    eq($("idv-progress-heading").textContent, "Confirm on your phone", "heading");
+    eq($("idv-progress-heading").textContent, "Check the code, then enter your PIN1 on your phone", "heading");
     assert(doc.activeElement === $("idv-progress-heading"), "focus not on the progress heading");
 
     const back = $("idv-progress").querySelector(".idv-back");

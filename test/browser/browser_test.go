@@ -12,9 +12,10 @@
 // the browser log and Content-Security-Policy violations; any of them fails
 // the test (the flow tests only log one known product bug, knownFaviconBug,
 // which TestBrowserPagesHaveNoConsoleErrors fails on). Full-page screenshots
-// go to $IDV_SCREENSHOTS/<page>-<viewport>.png when it is set: login,
-// login-dark, wallet, wallet-approved, wallet-same-device, wallet-declined,
-// login-declined and login-expired.
+// go to $IDV_SCREENSHOTS, default test/browser/screenshots (git-ignored), as
+// <page>-<viewport>.png: login, login-dark, wallet, wallet-approved,
+// wallet-same-device, wallet-declined, login-declined and login-expired;
+// the views in every language (i18n_test.go) as <view>-<lang>-<viewport>.png.
 //
 // Chromium is /usr/bin/chromium (Debian's package) or $CHROME_BIN. Without
 // one the tests skip, except when $CI is set: then they fail, because CI
@@ -33,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,7 +49,6 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
-	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"github.com/caddy-idv/caddy-idv/internal/e2e"
@@ -67,6 +68,12 @@ const site = `
 // testTimeout bounds each test's browser work (the caddy build and start
 // come before it).
 const testTimeout = 60 * time.Second
+
+// repoDir is test/browser, where the screenshots go by default.
+var repoDir = func() string {
+	_, file, _, _ := goruntime.Caller(0)
+	return filepath.Dir(file)
+}()
 
 // viewport is the size a tab is laid out at.
 type viewport struct {
@@ -103,9 +110,15 @@ type env struct {
 // test's clock.
 func start(t *testing.T, siteBody string) *env {
 	t.Helper()
+	return startWithin(t, siteBody, testTimeout)
+}
+
+// startWithin is start with more time for the browsers' work.
+func startWithin(t *testing.T, siteBody string, timeout time.Duration) *env {
+	t.Helper()
 	exe := chromiumPath(t)
 	inst := e2e.Start(t, siteBody, e2e.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	return &env{inst: inst, ctx: ctx, exe: exe}
 }
@@ -164,6 +177,10 @@ func (e *env) newBrowser(t *testing.T, name string, vp viewport) *browser {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		// The pages follow Accept-Language: tests that do not set one get
+		// English, whatever the machine's locale.
+		chromedp.Flag("lang", "en-US"),
+		chromedp.Flag("accept-lang", "en-US,en"),
 		chromedp.UserDataDir(dir),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(e.ctx, opts...)
@@ -288,18 +305,41 @@ func describe(ctx context.Context) string {
 	return s
 }
 
+// screenshotDir is where screenshots go: $IDV_SCREENSHOTS, else
+// test/browser/screenshots, which git ignores.
+func screenshotDir() string {
+	if dir := os.Getenv("IDV_SCREENSHOTS"); dir != "" {
+		return dir
+	}
+	return filepath.Join(repoDir, "screenshots")
+}
+
 // screenshot saves a full-page PNG of the tab as
-// $IDV_SCREENSHOTS/<name>-<viewport>.png, when that variable is set.
+// <screenshotDir>/<name>-<viewport>.png, a test artifact. A page taller
+// than the screen is laid out on a screen as tall as the page for it:
+// Chromium's capture beyond the viewport shifts some right-to-left pages
+// sideways, which the page itself does not do.
 func screenshot(t *testing.T, ctx context.Context, vp viewport, name string) {
 	t.Helper()
-	dir := os.Getenv("IDV_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
+	dir := screenshotDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	height := eval[int64](t, ctx, `Math.ceil(document.documentElement.scrollHeight)`)
+	tall := height > vp.height
+	if tall {
+		full := vp
+		full.height = height
+		if err := chromedp.Do(ctx, emulate(full)); err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+	}
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if tall {
+		if err := chromedp.Do(ctx, emulate(vp)); err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+	}
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -338,9 +378,19 @@ type challenge struct {
 }
 
 // waitChallenge waits until the login page shows a QR code that has loaded
-// (and is not the one with src notSrc) and returns it with the link.
+// (and is not the one with src notSrc) and returns it with the link. On a
+// phone, where the link leads and the QR code waits behind "Use another
+// device", it opens that first.
 func waitChallenge(t *testing.T, ctx context.Context, notSrc string) challenge {
 	t.Helper()
+	do(t, ctx, "waiting for the link to be visible", chromedp.WaitVisible(chromedp.ID("idv-open")))
+	waitJS[bool](t, ctx, "a new login's link", `(function () {
+		var img = document.getElementById("idv-qr");
+		return !!img.getAttribute("src") && img.getAttribute("src") !== `+strconv.Quote(notSrc)+`;
+	})()`)
+	if eval[bool](t, ctx, `!document.getElementById("idv-other-wrap").hidden && document.getElementById("idv-qr-wrap").hidden`) {
+		do(t, ctx, "clicking \"Use another device\"", chromedp.Click(chromedp.ID("idv-other")))
+	}
 	do(t, ctx, "waiting for the QR code to be visible", chromedp.WaitVisible(chromedp.ID("idv-qr")))
 	expr := `(function () {
 		var img = document.getElementById("idv-qr");
@@ -352,9 +402,7 @@ func waitChallenge(t *testing.T, ctx context.Context, notSrc string) challenge {
 		var a = document.getElementById("idv-open");
 		return {qr: src, href: a.getAttribute("href") || "", target: a.getAttribute("target") || ""};
 	})()`
-	c := waitJS[challenge](t, ctx, "a loaded QR code (naturalWidth > 0)", expr)
-	do(t, ctx, "waiting for the link to be visible", chromedp.WaitVisible(chromedp.ID("idv-open")))
-	return c
+	return waitJS[challenge](t, ctx, "a loaded QR code (naturalWidth > 0)", expr)
 }
 
 // checkChallenge checks the QR code and the link against each other and the
@@ -370,8 +418,8 @@ func checkChallenge(t *testing.T, e *env, c challenge) (id string) {
 	if want := e.inst.URL + walletPath + id; c.Href != want {
 		t.Fatalf("\"Open on this device\" href = %q, want the wallet URL %q", c.Href, want)
 	}
-	if c.Target != "_blank" {
-		t.Errorf("\"Open on this device\" target = %q, want _blank (a web wallet opens beside the polling page)", c.Target)
+	if c.Target != "" {
+		t.Errorf("\"Open on this device\" target = %q, want none (this site's wallet opens in the tab and sends the person back)", c.Target)
 	}
 	return id
 }
@@ -581,7 +629,7 @@ func TestBrowserLoginOnAnotherDevice(t *testing.T) {
 	c := waitChallenge(t, laptop.ctx, "")
 	checkChallenge(t, e, c)
 	p := eval[progress](t, laptop.ctx, progressExpr)
-	if p.Heading != "Scan the QR code with your phone" || !p.TimerShown || !regexp.MustCompile(`^\d\d:\d\d$`).MatchString(p.Countdown) || p.RetryShown {
+	if p.Heading != "Scan the QR code to open the demo wallet" || !p.TimerShown || !regexp.MustCompile(`^\d\d:\d\d$`).MatchString(p.Countdown) || p.RetryShown {
 		t.Errorf("login page while waiting: %+v", p)
 	}
 	if alt := eval[string](t, laptop.ctx, `document.getElementById("idv-qr").alt`); alt == "" {
@@ -611,47 +659,38 @@ func TestBrowserLoginOnAnotherDevice(t *testing.T) {
 	}
 }
 
-// 2. "Open on this device".
+// 2. On the phone itself: the link leads, and the wallet sends the person
+// back to the page that started the login.
 
 func TestBrowserLoginSameDevice(t *testing.T) {
 	e := start(t, site)
 	device := e.newBrowser(t, "device", mobile)
 
 	openLoginPage(t, e, device.ctx, "/private?x=1")
-	c := waitChallenge(t, device.ctx, "")
-	checkChallenge(t, e, c)
+	do(t, device.ctx, "waiting for the link", chromedp.WaitVisible(chromedp.ID("idv-open")))
+	lead := eval[map[string]any](t, device.ctx, `(function () {
+		var a = document.getElementById("idv-open");
+		return {primary: a.classList.contains("primary"), text: a.textContent, target: a.getAttribute("target") || "",
+			qrHidden: document.getElementById("idv-qr-wrap").hidden,
+			other: !document.getElementById("idv-other-wrap").hidden,
+			heading: document.getElementById("idv-progress-heading").textContent};
+	})()`)
+	if lead["primary"] != true || lead["qrHidden"] != true || lead["other"] != true || lead["target"] != "" ||
+		lead["text"] != "Open the demo wallet" || lead["heading"] != "Approve the login in the demo wallet" {
+		t.Errorf("on a phone the wallet link must lead, the QR code wait behind \"Use another device\": %v", lead)
+	}
 
-	// Follow the link as a person does: it opens the wallet in a new tab
-	// (target=_blank) of the same browser, beside the polling login page.
-	opened := chromedp.WaitNewTarget(device.ctx, func(info *target.Info) bool {
-		return info.Type == "page" && strings.HasPrefix(info.URL, c.Href)
-	})
-	do(t, device.ctx, "clicking \"Open on this device\"", chromedp.Click(chromedp.ID("idv-open")))
-	var id target.ID
-	select {
-	case tid, ok := <-opened:
-		if !ok {
-			t.Fatal("no new tab for the wallet")
-		}
-		id = tid
-	case <-e.ctx.Done():
-		t.Fatalf("clicking \"Open on this device\" opened no tab at %s", c.Href)
-	}
-	tab, cancelTab := chromedp.NewContext(device.ctx, chromedp.WithTargetID(id), chromedp.WithListener(device.mon.listener("device/wallet tab")))
-	t.Cleanup(cancelTab)
-	if err := chromedp.Do(tab); err != nil {
-		t.Fatalf("attaching to the wallet tab: %v", err)
-	}
-	// Audits.enable also reports the issues the tab had before we attached.
-	prepareTab(t, tab, device.vp)
-	waitWallet(t, tab, "Ada Lovelace")
-	if notice := eval[string](t, tab, `(document.querySelector("p.notice") || {}).textContent || ""`); notice != "You are approving on the same device." {
+	// The wallet opens in this tab, as an app would take over the screen.
+	do(t, device.ctx, "clicking \"Open the demo wallet\"", chromedp.Click(chromedp.ID("idv-open")))
+	waitWallet(t, device.ctx, "Ada Lovelace")
+	if notice := eval[string](t, device.ctx, `(document.querySelector("p.notice") || {}).textContent || ""`); notice != "You are approving on the same device." {
 		t.Errorf("same-device notice = %q", notice)
 	}
-	screenshot(t, tab, device.vp, "wallet-same-device")
-	answerWallet(t, tab, approveButton, "Login approved", "Approved. You can return to the other screen.")
+	screenshot(t, device.ctx, device.vp, "wallet-same-device")
+	do(t, device.ctx, "pressing Approve", chromedp.Click(chromedp.CSS(approveButton)))
 
-	// The first tab, still polling, ends on the protected page.
+	// Back on the login page, which finishes the login and goes on to the
+	// page the person asked for: no "return to the other screen".
 	waitProtected(t, e, device.ctx, "/private?x=1", "Welcome Ada Lovelace")
 	checkSessionCookie(t, e, device.ctx)
 	got := fetchMe(t, device.ctx)
@@ -696,7 +735,7 @@ func TestBrowserDeclineAndRetry(t *testing.T) {
 		t.Fatalf("Try again shows the same login: %+v then %+v", first, second)
 	}
 	p = eval[progress](t, laptop.ctx, progressExpr)
-	if p.RetryShown || p.Heading != "Scan the QR code with your phone" {
+	if p.RetryShown || p.Heading != "Scan the QR code to open the demo wallet" {
 		t.Errorf("after Try again: %+v", p)
 	}
 
