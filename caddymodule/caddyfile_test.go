@@ -75,7 +75,7 @@ func TestAdaptErrors(t *testing.T) {
 		"bad-duration":              {5, `session lifetime: bad duration "forever"`},
 		"no-provider":               {4, "at least one `provider <kind>` is required"},
 		"duplicate-name":            {4, `the name "demo" is used twice`},
-		"bad-provider-option":       {4, `provider demo: unknown option "usr" (known: user, lifetime, base_url, timeout, give_up, claims, label, description)`},
+		"bad-provider-option":       {4, `provider demo: unknown option "usr" (known: user, lifetime, base_url, timeout, give_up, autostart, claims, label, description)`},
 		"bad-accent":                {4, `accent "bright-blue": want a CSS colour`},
 		"bad-languages":             {4, `languages: "1234" is not a language tag`},
 		"bad-timeout":               {4, `timeout: bad duration "-5s"`},

@@ -417,3 +417,25 @@ func TestHeldPollLimits(t *testing.T) {
 		t.Fatal("one /64 held more polls than its limit")
 	}
 }
+
+// TestStartOnIntent: the page may start a QR login that costs nothing at
+// once, but a provider marked `autostart off` (document verification is
+// by default) waits until the person chooses it.
+func TestStartOnIntent(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(t, clk, nil)
+	if v := h.loginView("/"); len(v.Providers) != 1 || !v.Providers[0].Autostart {
+		t.Fatalf("demo: %+v", v.Providers)
+	}
+	off := false
+	h2 := &Handler{store: store.NewMemory(clk.now), now: clk.now}
+	cfg := &demo.Config{User: "Ada"}
+	cfg.Autostart = &off
+	if err := h2.setup(context.Background(), []providers.Config{cfg}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h2.Cleanup() })
+	if v := h2.loginView("/"); v.Providers[0].Autostart {
+		t.Fatal("autostart off did not keep the page from starting a login")
+	}
+}

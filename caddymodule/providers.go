@@ -26,6 +26,9 @@ type provider struct {
 	// or "" for the kind's own.
 	label       string
 	description string
+	// autostart: the page may start a login with it at once (see
+	// providers.Common.Autostart).
+	autostart bool
 }
 
 func (h *Handler) openProvider(c providers.Config) error {
@@ -68,6 +71,10 @@ func (h *Handler) openProvider(c providers.Config) error {
 	}
 	if pl, ok := impl.(providers.Poller); ok && pl.PollInterval() > 0 {
 		p.interval = pl.PollInterval()
+	}
+	p.autostart = info.FreeStart && info.Flow != "form"
+	if common.Autostart != nil {
+		p.autostart = *common.Autostart
 	}
 	p.src = &login.Source{Name: name, Provider: impl, Interval: p.interval, CallTimeout: common.CallTimeout(), GiveUp: time.Duration(common.GiveUp)}
 	p.src.Prepare()
@@ -134,7 +141,7 @@ func (h *Handler) loginView(rd string) templates.Login {
 		labels[p.displayLabel()]++
 	}
 	for _, p := range h.providers {
-		tp := templates.Provider{Name: p.name, Label: p.displayLabel(), Description: p.description, Kind: p.info.Kind, Flow: p.info.Flow}
+		tp := templates.Provider{Name: p.name, Label: p.displayLabel(), Description: p.description, Kind: p.info.Kind, Flow: p.info.Flow, Autostart: p.autostart}
 		if labels[tp.Label] > 1 {
 			// Two providers of one kind without labels of their own.
 			tp.Qualifier = p.name

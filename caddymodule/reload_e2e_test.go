@@ -52,6 +52,18 @@ func TestReloadInTheMiddleOfLogins(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("reload: %d", resp.StatusCode)
 	}
+	// The old server's connections are closed as the new one takes over:
+	// wait until the new configuration answers.
+	for i := 0; ; i++ {
+		resp, err := http.Get(inst.URL + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatalf("the reloaded configuration does not answer: %v", err)
+		}
+	}
 	for i := 10; i < 50; i++ {
 		approve(t, e2e.NewBrowser(), logins[i].s, http.StatusSeeOther)
 	}

@@ -23,6 +23,11 @@ type Common struct {
 	BaseURL string `json:"base_url,omitempty"`
 	// Timeout bounds every call to the provider's service. Default: 10s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Autostart, when set, overrides whether the login page may start a
+	// session with this provider as soon as it is the only choice.
+	// Default: the kind's (on for QR logins that cost nothing to start:
+	// demo, blockid, uqudo; off for document verification).
+	Autostart *bool `json:"autostart,omitempty"`
 	// GiveUp ends a login whose provider has not answered successfully for
 	// this long (errors, timeouts), with a message that the identity
 	// provider is not answering. Default: 30s.
@@ -99,6 +104,20 @@ func (c *Common) UnmarshalOption(d *caddyfile.Dispenser) (bool, error) {
 			return true, d.Errf("timeout: bad duration %q", d.Val())
 		}
 		c.Timeout = caddy.Duration(dur)
+	case "autostart":
+		if !d.NextArg() {
+			return true, d.ArgErr()
+		}
+		switch d.Val() {
+		case "on", "true":
+			t := true
+			c.Autostart = &t
+		case "off", "false":
+			f := false
+			c.Autostart = &f
+		default:
+			return true, d.Errf("autostart: want on or off, got %q", d.Val())
+		}
 	case "give_up":
 		if !d.NextArg() {
 			return true, d.ArgErr()
@@ -175,7 +194,7 @@ func (c *Common) UnmarshalBlock(d *caddyfile.Dispenser, kind, known string, opt 
 			return err
 		}
 		if !ok {
-			return d.Errf("provider %s: unknown option %q (known: %s, base_url, timeout, give_up, claims, label, description)", kind, name, known)
+			return d.Errf("provider %s: unknown option %q (known: %s, base_url, timeout, give_up, autostart, claims, label, description)", kind, name, known)
 		}
 	}
 	return nil

@@ -122,6 +122,11 @@ type Info struct {
 	// Flow is "qr" (show a QR code and a link) or "form" (ask the person for
 	// the fields of Form first, then show a control code).
 	Flow string
+	// FreeStart says that starting a session at the provider costs nothing
+	// (a QR login), so the page may start one as soon as it loads; a
+	// provider that is paid per session (document verification) or that
+	// prompts the person (Mobile-ID) waits until the person chooses it.
+	FreeStart bool
 	// DefaultClaims are the identity claims put into tokens when the
 	// operator lists none. National identifiers are never among them.
 	DefaultClaims []string

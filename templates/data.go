@@ -62,6 +62,9 @@ type Provider struct {
 	Qualifier string
 	Kind      string
 	Flow      string // "qr" or "form"
+	// Autostart lets the page start a login with this provider as soon as
+	// it is the only choice; otherwise the person presses its button.
+	Autostart bool
 	Fields    []Field
 }
 

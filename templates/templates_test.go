@@ -18,7 +18,7 @@ import (
 func page() Page { return Page{Title: "", Prefix: "/.idv", Site: "Example Bank"} }
 
 var (
-	qrProvider   = Provider{Name: "demo", Label: "Demo wallet", Kind: "demo", Flow: "qr"}
+	qrProvider   = Provider{Name: "demo", Label: "Demo wallet", Kind: "demo", Flow: "qr", Autostart: true}
 	formProvider = Provider{Name: "mobileid", Label: "Mobile-ID", Kind: "marksign_mobileid", Flow: "form", Fields: []Field{
 		{Name: "phone", Label: "Phone number", Type: "tel", Autocomplete: "tel", InputMode: "tel", Pattern: `\+37[02][0-9]{7,8}`, Hint: "With country code, such as +372"},
 		{Name: "personal_code", Label: "Personal code", Type: "text", Autocomplete: "off", InputMode: "numeric", Pattern: `[0-9]{11}`},
@@ -763,6 +763,8 @@ func TestLoginScript(t *testing.T) {
 		{"translated", "qr-et"},
 		{"choice and form", "choice"},
 		{"single form", "form"},
+		{"reload resumes", "qr"},
+		{"no autostart", "qr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {

@@ -40,7 +40,7 @@ type provider struct {
 
 // Info implements providers.Provider.
 func (p *provider) Info() providers.Info {
-	return providers.Info{Kind: Kind, Label: "BlockID app", Flow: "qr", DefaultClaims: DefaultClaims}
+	return providers.Info{Kind: Kind, Label: "BlockID app", Flow: "qr", FreeStart: true, DefaultClaims: DefaultClaims}
 }
 
 // state is what the pending cookie carries: the provider's session id and

@@ -142,7 +142,7 @@ type provider struct {
 
 // Info implements providers.Provider.
 func (p *provider) Info() providers.Info {
-	return providers.Info{Kind: Kind, Label: "Demo wallet", Flow: "qr", DefaultClaims: []string{"name"}}
+	return providers.Info{Kind: Kind, Label: "Demo wallet", Flow: "qr", FreeStart: true, DefaultClaims: []string{"name"}}
 }
 
 // PollInterval implements providers.Poller.

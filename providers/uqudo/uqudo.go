@@ -142,7 +142,7 @@ type provider struct {
 
 // Info implements providers.Provider.
 func (p *provider) Info() providers.Info {
-	return providers.Info{Kind: Kind, Label: "uqudo", Flow: "qr", DefaultClaims: defaultClaims}
+	return providers.Info{Kind: Kind, Label: "uqudo", Flow: "qr", FreeStart: true, DefaultClaims: defaultClaims}
 }
 
 // PollInterval implements providers.Poller: each poll is a round trip to

@@ -292,6 +292,9 @@
       open: b.getAttribute("data-open") || "",
       button: b.getAttribute("data-button") || "",
       confirm: b.getAttribute("data-confirm") || "",
+      // Whether choosing it may wait: a provider that costs something to
+      // start (document verification) starts only when the person asks.
+      autostart: b.getAttribute("data-autostart") === "true",
       form: null,
       view: null
     };
@@ -835,7 +838,11 @@
       var state = data && data.state;
       if (state === "pending") {
         failures = 0;
-        if (!resuming) {
+        if (typeof data.notice === "string" && data.notice !== "") {
+          // The provider is failing: say so, rather than "waiting for
+          // you", while the server keeps trying.
+          setStatus(serverText(data.notice, "waiting"));
+        } else if (!resuming) {
           setStatus(tr("waiting"));
         }
         if (Date.now() - began < 1000) {
@@ -893,11 +900,52 @@
   // begin shows the first view: the only provider's login or form, or
   // the choice.
   function begin() {
-    if (providers.length === 1) {
+    if (providers.length === 1 && (providers[0].form || providers[0].autostart)) {
       choose(providers[0]);
-    } else if (providers.length > 1) {
+    } else if (providers.length >= 1) {
       showView(el.choose, false);
     }
+  }
+
+  // resumeOrBegin shows the login this browser already started, if one is
+  // still in progress (the page was reloaded), instead of starting another
+  // at the provider; otherwise the first view.
+  async function resumeOrBegin() {
+    var gen = cancel();
+    var res;
+    var data;
+    try {
+      res = await fetch(prefix + "/sessions", {
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { "Accept": "application/json" }
+      });
+      data = await readJSON(res);
+    } catch (e) {
+      res = null;
+    }
+    if (gen !== run) {
+      return;
+    }
+    var p = null;
+    if (res && res.ok && data && isLocalPath(data.status_url, origin)) {
+      providers.forEach(function (q) {
+        if (q.name === data.provider) {
+          p = q;
+        }
+      });
+    }
+    if (!p) {
+      begin();
+      return;
+    }
+    current = p;
+    if (typeof AbortController === "function") {
+      aborter = new AbortController();
+    }
+    resetProgress();
+    showChallenge(gen, p, data, clockOffset(res));
+    poll(gen, data.status_url);
   }
 
   // resuming is set while the page finishes a login that the person
@@ -920,6 +968,6 @@
     showView(el.progress, false);
     poll(gen, prefix + "/sessions/" + resume);
   } else {
-    begin();
+    resumeOrBegin();
   }
 })();

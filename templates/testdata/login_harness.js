@@ -312,6 +312,9 @@ async function advance(ms) {
 
 const calls = [];
 let handler = () => hang();
+// resumable is the login GET <prefix>/sessions answers (a reloaded page
+// resumes it); none by default.
+let resumable = null;
 
 function response(status, body, headers) {
   const h = Object.assign({ Date: new RealDate(now).toUTCString() }, headers || {});
@@ -347,6 +350,10 @@ function fakeFetch(url, opts) {
       });
     }
     let r;
+    if (call.method === "GET" && call.url === "/.idv/sessions") {
+      resolve(resumable ? response(200, resumable) : response(404, { error: "not_found", message: "No login is in progress in this browser." }));
+      return;
+    }
     try {
       r = handler(call);
     } catch (e) {
@@ -429,7 +436,7 @@ function eq(got, want, what) {
 }
 
 const posts = () => calls.filter((c) => c.method === "POST");
-const polls = () => calls.filter((c) => c.method === "GET");
+const polls = () => calls.filter((c) => c.method === "GET" && c.url !== "/.idv/sessions");
 const visibleView = () =>
   doc
     .querySelectorAll(".idv-view")
@@ -739,6 +746,33 @@ const scenarios = {
     eq(JSON.stringify(visibleView()), JSON.stringify(["idv-choose"]), "view after Back");
     assert(polls().every((c) => c.aborted), "poll not stopped by Back");
     assert(doc.activeElement === $("idv-choose-heading"), "focus not on the choice heading");
+  },
+
+  // A reloaded page shows the login it already started (GET /sessions)
+  // and polls it, without starting another.
+  async "reload resumes"() {
+    resumable = { id: "abcdefghijklmnopqrstuv", provider: "demo", expires_at: new RealDate(now + 120000).toISOString(),
+      qr_text: ORIGIN + "/.idv/demo/wallet/abcdefghijklmnopqrstuv", qr_svg_url: "/.idv/sessions/abcdefghijklmnopqrstuv/qr.svg",
+      status_url: "/.idv/sessions/abcdefghijklmnopqrstuv" };
+    handler = (c) => (c.method === "POST" ? created() : hang());
+    load();
+    await advance(0);
+    eq(posts().length, 0, "POST of a new login on reload");
+    assert(calls.some((c) => c.method === "GET" && c.url.indexOf("/.idv/sessions/abcdefghijklmnopqrstuv?wait=") === 0), "the resumed login is not polled");
+    eq(JSON.stringify(visibleView()), JSON.stringify(["idv-progress"]), "visible view");
+  },
+
+  // A single provider that costs something to start waits for its button.
+  async "no autostart"() {
+    handler = (c) => (c.method === "POST" ? created() : hang());
+    doc.querySelectorAll(".idv-choice").forEach((b) => b.setAttribute("data-autostart", "false"));
+    load();
+    await advance(0);
+    eq(posts().length, 0, "POST before the person chose");
+    eq(JSON.stringify(visibleView()), JSON.stringify(["idv-choose"]), "visible view");
+    doc.querySelectorAll(".idv-choice")[0].click();
+    await advance(0);
+    eq(posts().length, 1, "POST after the choice");
   },
 
   // A single form provider shows its form at once, without focus moving.
