@@ -108,9 +108,9 @@ type Instance struct {
 	Port int
 	// Config is the Caddyfile the instance started with.
 	Config string
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	done   chan struct{}
 }
 
 // Start runs caddy serving site (the body of the site block) at
