@@ -16,6 +16,7 @@ import (
 	"github.com/caddy-idv/caddy-idv/login"
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/store"
+	"github.com/caddy-idv/caddy-idv/templates"
 	"github.com/caddy-idv/caddy-idv/token"
 )
 
@@ -65,7 +66,13 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) {
 	case rel == "/jwks":
 		h.only(w, r, h.serveJWKS, http.MethodGet, http.MethodHead)
 	case rel == "/logout":
-		h.only(w, r, h.logout, http.MethodPost)
+		h.only(w, r, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet {
+				h.logoutPage(w, r)
+				return
+			}
+			h.logout(w, r)
+		}, http.MethodPost, http.MethodGet)
 	case strings.HasPrefix(rel, "/static/"):
 		h.only(w, r, h.static.ServeHTTP, http.MethodGet, http.MethodHead)
 	default:
@@ -437,4 +444,26 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Location", safeRedirect(rd))
 	w.WriteHeader(http.StatusSeeOther)
+}
+
+// logoutPage is GET /logout: a page with a button that logs out (a POST,
+// which the CSRF check guards), saying who is logged in; a link cannot log
+// anyone out.
+func (h *Handler) logoutPage(w http.ResponseWriter, r *http.Request) {
+	data := templates.Error{Page: h.page(""), Heading: "Log out of this site?", Message: "You are not logged in.", RetryURL: h.Prefix + "/login"}
+	if sess, _, err := h.session(r); err == nil {
+		data.Message = ""
+		data.Account = accountName(sess)
+		data.LogoutRD = safeRedirect(r.URL.Query().Get("rd"))
+	}
+	h.renderPage(w, r, http.StatusOK, "error", data)
+}
+
+// accountName is how a page names the person who is logged in: their name
+// when the session has one, else the subject.
+func accountName(sess *token.Session) string {
+	if n := sess.Values["name"]; n != "" {
+		return n
+	}
+	return sess.Subject
 }

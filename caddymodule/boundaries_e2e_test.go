@@ -381,3 +381,44 @@ func TestIdentityHeaderTrailersNeverReachUpstream(t *testing.T) {
 		}
 	}
 }
+
+// TestReadableRefusals: a browser refused by a require rule gets a page
+// that says who is logged in and offers to log in as someone else (it got
+// an empty 403); an API client gets JSON; GET logout shows a button and
+// logs nobody out.
+func TestReadableRefusals(t *testing.T) {
+	inst := e2e.Start(t, `
+	idv {
+		provider demo {
+			user "Ada Lovelace"
+		}
+		require name "Grace Hopper"
+	}
+	respond "secret"
+`, e2e.Options{})
+	b := e2e.NewBrowser()
+	if _, st := login(t, inst, b, nil, "/admin"); st.State != "completed" {
+		t.Fatal(st)
+	}
+	code, hdr, page := b.Do(t, http.MethodGet, inst.URL+"/admin", nil, map[string]string{"Accept": "text/html"})
+	if code != http.StatusForbidden || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") ||
+		!strings.Contains(string(page), "Ada Lovelace") || !strings.Contains(string(page), `action="/.idv/logout"`) ||
+		!strings.Contains(string(page), `value="/.idv/login?rd=%2Fadmin"`) {
+		t.Fatalf("refused navigation: %d %s\n%s", code, hdr.Get("Content-Type"), page)
+	}
+	code, _, body := b.Do(t, http.MethodGet, inst.URL+"/admin", nil, map[string]string{"Accept": "application/json"})
+	if code != http.StatusForbidden || !strings.Contains(string(body), `"error":"forbidden"`) {
+		t.Fatalf("refused API request: %d %s", code, body)
+	}
+	code, _, page = b.Do(t, http.MethodGet, inst.URL+"/.idv/logout", nil, map[string]string{"Accept": "text/html"})
+	if code != http.StatusOK || !strings.Contains(string(page), "Ada Lovelace") || !strings.Contains(string(page), `method="post"`) {
+		t.Fatalf("GET logout: %d\n%s", code, page)
+	}
+	if code, _, _ := b.Do(t, http.MethodGet, inst.URL+"/.idv/me", nil, nil); code != http.StatusOK {
+		t.Fatalf("GET logout logged the person out: %d", code)
+	}
+	code, _, page = e2e.NewBrowser().Do(t, http.MethodGet, inst.URL+"/.idv/logout", nil, map[string]string{"Accept": "text/html"})
+	if code != http.StatusOK || !strings.Contains(string(page), "not logged in") {
+		t.Fatalf("GET logout without a session: %d\n%s", code, page)
+	}
+}

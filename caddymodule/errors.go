@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,9 @@ type apiError struct {
 	code    string
 	message string
 	field   string // for invalid_input: the form field at fault
+	// account is who is logged in, for a page that offers to log in as
+	// someone else (a refusal by a require rule).
+	account string
 }
 
 func errorf(status int, code, message string) *apiError {
@@ -61,6 +65,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, e *apiError
 			Status:   e.status,
 			Message:  e.message,
 			RetryURL: h.Prefix + "/login",
+		}
+		if e.account != "" {
+			data.Account = e.account
+			data.LogoutRD = h.Prefix + "/login?rd=" + url.QueryEscape(safeRedirect(r.URL.RequestURI()))
 		}
 		if e.status == http.StatusTooManyRequests {
 			data.RetryAfter, _ = strconv.Atoi(w.Header().Get("Retry-After"))

@@ -63,7 +63,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w = h.slide(w, r, sess, cookie)
 	}
 	if !h.allowed(sess) {
-		return caddyhttp.Error(http.StatusForbidden, errors.New("idv: session does not meet a require rule"))
+		// A person gets a page that says who is logged in and offers to
+		// log in as someone else; an API client gets JSON.
+		h.writeError(w, r, &apiError{status: http.StatusForbidden, code: "forbidden",
+			message: "This account may not open this page.", account: accountName(sess)})
+		return nil
 	}
 	for _, hr := range h.Headers {
 		if v, ok := sess.Values[hr.Claim]; ok && v != "" {

@@ -93,6 +93,12 @@ type Error struct {
 	// RetryAfter is, for a 429, the seconds after which the person may try
 	// again; the page then says so instead of Message.
 	RetryAfter int
+	// Account is who is logged in (a name or subject), or "": the page
+	// then says so and offers to log out, to log in as someone else.
+	Account string
+	// LogoutRD is where the logout form sends the person afterwards
+	// (the login page), when Account is set.
+	LogoutRD string
 }
 
 // Wallet is the data of the demo provider's simulated wallet page.
