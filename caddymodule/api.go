@@ -128,6 +128,9 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if sess, _, err := h.session(r); err == nil {
+		view.Account = accountName(sess)
+	}
 	h.renderPage(w, r, http.StatusOK, "login", view)
 }
 

@@ -417,6 +417,11 @@ func TestReadableRefusals(t *testing.T) {
 	if code, _, _ := b.Do(t, http.MethodGet, inst.URL+"/.idv/me", nil, nil); code != http.StatusOK {
 		t.Fatalf("GET logout logged the person out: %d", code)
 	}
+	// The login page says who is logged in, with a way out.
+	code, _, page = b.Do(t, http.MethodGet, inst.URL+"/.idv/login", nil, map[string]string{"Accept": "text/html"})
+	if code != http.StatusOK || !strings.Contains(string(page), "You are logged in as Ada Lovelace.") || !strings.Contains(string(page), `href="/.idv/logout"`) {
+		t.Fatalf("login page with a session: %d\n%s", code, page)
+	}
 	code, _, page = e2e.NewBrowser().Do(t, http.MethodGet, inst.URL+"/.idv/logout", nil, map[string]string{"Accept": "text/html"})
 	if code != http.StatusOK || !strings.Contains(string(page), "not logged in") {
 		t.Fatalf("GET logout without a session: %d\n%s", code, page)

@@ -78,6 +78,8 @@ type Login struct {
 	// Client is the display name of the OpenID Connect application that
 	// sent the person here, or "" when no application did.
 	Client string
+	// Account is who is logged in already (a name or subject), or "".
+	Account string
 }
 
 // Error is the data of the error page. Heading and Message are shown
