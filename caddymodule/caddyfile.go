@@ -156,6 +156,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Templates = v
+			if !strings.Contains(v, "{") {
+				if err := checkDir(v); err != nil {
+					return d.Errf("templates %q: %v", v, err)
+				}
+			} // else a placeholder, checked once resolved
 		case "oidc":
 			if err := h.unmarshalOIDC(d); err != nil {
 				return err
