@@ -221,6 +221,25 @@ func (i *Instance) Stop() {
 // Logs returns what the process has logged so far.
 func (i *Instance) Logs() string { return i.logs.String() }
 
+// AuditLogger is the name of the module's audit logger.
+const AuditLogger = "http.handlers.idv.audit"
+
+// AuditEvents returns the audit log lines the process has written so far,
+// each decoded from JSON ("msg" is the event's name).
+func (i *Instance) AuditEvents() []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(i.Logs(), "\n") {
+		if !strings.Contains(line, AuditLogger) {
+			continue
+		}
+		var ev map[string]any
+		if json.Unmarshal([]byte(line), &ev) == nil && ev["logger"] == AuditLogger {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
