@@ -163,6 +163,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Templates = v
+			if !strings.Contains(v, "{") {
+				if err := checkDir(v); err != nil {
+					return d.Errf("templates %q: %v", v, err)
+				}
+			} // else a placeholder, checked once resolved
 		case "languages":
 			tags := d.RemainingArgs()
 			if len(tags) == 0 {

@@ -93,6 +93,8 @@ func TestAdaptErrors(t *testing.T) {
 		"short-client-secret":       {8, `oidc client "app": secret is 5 characters; use at least 16`},
 		"bad-site":                  {4, `site: "https://app.example.com/path": want only scheme://host[:port]`},
 		"bad-require-option":        {5, `require: unknown option "from" (known: issuer)`},
+		"templates-missing":         {4, `templates "./no-such-templates": no such directory`},
+		"templates-not-a-directory": {7, `templates "testdata/invalid/templates-not-a-directory.caddyfile": not a directory`},
 	}
 	files, _ := filepath.Glob("testdata/invalid/*.caddyfile")
 	if len(files) != len(cases) {

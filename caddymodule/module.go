@@ -6,8 +6,11 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -119,6 +122,9 @@ type Handler struct {
 	health   *healthCache
 	// closeStore releases the store's connections at Cleanup.
 	closeStore func() error
+	// redisAddrs are the addresses of `store redis` (no password), for
+	// the error when it cannot be reached at start.
+	redisAddrs []string
 	logger     *zap.Logger
 	now        func() time.Time
 	engine     *login.Engine
@@ -265,7 +271,50 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		configs = append(configs, c)
 	}
-	return h.setup(ctx, configs)
+	if err := h.setup(ctx, configs); err != nil {
+		if h.redisAddrs != nil && errors.Is(err, store.ErrUnavailable) {
+			// Provisioning needs the store (keys, revocations), so a Redis
+			// that does not answer at start stops it: say which one.
+			return fmt.Errorf("idv: store redis %s cannot be reached: %w", strings.Join(h.redisAddrs, ","), err)
+		}
+		return err
+	}
+	return nil
+}
+
+// templatesDir resolves the placeholders of `templates <dir>` and checks that
+// it names a directory. (Without a placeholder the Caddyfile already checked
+// it, with its line; JSON configurations and placeholders are checked here.)
+func (h *Handler) templatesDir() (string, error) {
+	if h.Templates == "" {
+		return "", nil
+	}
+	dir := caddy.NewReplacer().ReplaceKnown(h.Templates, "")
+	what := fmt.Sprintf("%q", h.Templates)
+	if dir != h.Templates {
+		what = fmt.Sprintf("%q (%q once its placeholders are replaced)", h.Templates, dir)
+	}
+	if dir == "" {
+		return "", fmt.Errorf("idv: templates %s: is empty", what)
+	}
+	if err := checkDir(dir); err != nil {
+		return "", fmt.Errorf("idv: templates %s: %v", what, err)
+	}
+	return dir, nil
+}
+
+// checkDir says why dir is not a directory that can be read, or nil.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return errors.New("no such directory")
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return errors.New("not a directory")
+	}
+	return nil
 }
 
 // openStore opens the shared store: Redis when configured, else Caddy's
@@ -287,6 +336,7 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 			return fmt.Errorf("idv: store redis: %w", err)
 		}
 		s, h.closeStore, shared = rs, rs.Close, "redis"
+		h.redisAddrs = rs.Addresses()
 	} else {
 		storage := ctx.Storage()
 		if _, ok := storage.(*certmagic.FileStorage); !ok {
@@ -337,8 +387,12 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 	if len(configs) == 0 {
 		return fmt.Errorf("idv: at least one provider is required")
 	}
+	dir, err := h.templatesDir()
+	if err != nil {
+		return err
+	}
 	pages, err := templates.New(templates.Options{
-		Dir:       h.Templates,
+		Dir:       dir,
 		Languages: h.Languages,
 		Accent:    caddy.NewReplacer().ReplaceKnown(h.Accent, ""),
 	})

@@ -94,3 +94,120 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// outcomesSite protects /app with two demo providers: "demo", and
+// "quick", whose logins expire after 2 s.
+const outcomesSite = `
+	idv /app* {
+		provider demo {
+			user "Ada Lovelace"
+		}
+		provider demo quick {
+			lifetime 2s
+		}
+	}
+	handle /metrics {
+		metrics
+	}
+	handle {
+		respond "page user={http.auth.user.id}"
+	}
+`
+
+// TestEachOutcomeIsAuditedAndCounted: against the real binary, a login, a
+// decline, an expiry and a logout each write their audit event (with its
+// fields) and move the metrics.
+func TestEachOutcomeIsAuditedAndCounted(t *testing.T) {
+	inst := e2e.Start(t, outcomesSite, e2e.Options{})
+	b := e2e.NewBrowser()
+
+	done, st := login(t, inst, b, nil, "/app")
+	if st.State != "completed" {
+		t.Fatalf("login: %+v", st)
+	}
+	declined := b.StartLogin(t, inst.URL, map[string]string{"provider": "demo"})
+	if code, _, body := e2e.NewBrowser().Do(t, http.MethodPost, declined.QRText+"/decline", nil, nil); code != http.StatusSeeOther {
+		t.Fatalf("decline: %d %s", code, body)
+	}
+	if st := b.Poll(t, inst.URL, declined, 10); st.State != "declined" {
+		t.Fatalf("decline: %+v", st)
+	}
+	expired := b.StartLogin(t, inst.URL, map[string]string{"provider": "quick"})
+	if st := b.Poll(t, inst.URL, expired, 10); st.State != "expired" { // answers at expiry (2 s)
+		t.Fatalf("expiry: %+v", st)
+	}
+	if code, _, body := b.Do(t, http.MethodPost, inst.URL+"/.idv/logout", nil, nil); code != http.StatusSeeOther {
+		t.Fatalf("logout: %d %s", code, body)
+	}
+
+	code, _, metrics := b.Do(t, http.MethodGet, inst.URL+"/metrics", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", code)
+	}
+	for _, want := range []string{
+		`caddy_idv_logins_started_total{provider="demo"} 2`,
+		`caddy_idv_logins_started_total{provider="quick"} 1`,
+		`caddy_idv_logins_finished_total{provider="demo",state="completed"} 1`,
+		`caddy_idv_logins_finished_total{provider="demo",state="declined"} 1`,
+		`caddy_idv_logins_finished_total{provider="quick",state="expired"} 1`,
+		`caddy_idv_pending_logins{provider="demo"} 0`,
+		`caddy_idv_pending_logins{provider="quick"} 0`,
+		`caddy_idv_logouts_total 1`,
+	} {
+		if !strings.Contains(string(metrics), want+"\n") {
+			t.Errorf("/metrics has no %q", want)
+		}
+	}
+
+	// Each event once, for its login, with the fields that make it useful.
+	want := []struct {
+		event, provider, login string
+		fields                 []string
+	}{
+		{"login_started", "demo", done.ID, nil},
+		{"login_completed", "demo", done.ID, []string{"sub", "sid", "acr", "amr"}},
+		{"login_started", "demo", declined.ID, nil},
+		{"login_declined", "demo", declined.ID, nil},
+		{"login_started", "quick", expired.ID, nil},
+		{"login_expired", "quick", expired.ID, nil},
+		{"logout", "demo", "", []string{"sid", "sub"}},
+	}
+	events := inst.AuditEvents()
+	var sid any
+	for _, w := range want {
+		var found []map[string]any
+		for _, ev := range events {
+			if ev["msg"] == w.event && (w.login == "" || ev["login"] == w.login) {
+				found = append(found, ev)
+			}
+		}
+		if len(found) != 1 {
+			t.Errorf("%d %s events for login %q, want 1", len(found), w.event, w.login)
+			continue
+		}
+		ev := found[0]
+		if ev["provider"] != w.provider || ev["level"] != "info" || ev["client_ip"] != "127.0.0.1" {
+			t.Errorf("%s: provider %v, level %v, client_ip %v; want %s, info, 127.0.0.1", w.event, ev["provider"], ev["level"], ev["client_ip"], w.provider)
+		}
+		for _, f := range w.fields {
+			if v, ok := ev[f]; !ok || v == "" {
+				t.Errorf("%s has no %s", w.event, f)
+			}
+		}
+		switch w.event {
+		case "login_completed":
+			sid = ev["sid"]
+		case "logout":
+			if ev["sid"] != sid {
+				t.Errorf("logout sid %v, login_completed sid %v", ev["sid"], sid)
+			}
+		}
+	}
+	if strings.Contains(inst.Logs(), "Lovelace") {
+		t.Error("the log names the person")
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", grepLines(string(metrics), "caddy_idv"))
+		t.Logf("audit log:\n%s", grepLines(inst.Logs(), e2e.AuditLogger))
+	}
+}

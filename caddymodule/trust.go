@@ -107,7 +107,7 @@ func (k *issuerKeys) VerifySignature(ctx context.Context, raw string) ([]byte, e
 	for _, a := range k.algs {
 		algs = append(algs, jose.SignatureAlgorithm(a))
 	}
-	jws, err := jose.ParseSigned(raw, algs)
+	jws, err := jose.ParseSignedCompact(raw, algs) // a JWT: compact serialization only
 	if err != nil {
 		return nil, fmt.Errorf("idv: trusted issuer: malformed token: %w", err)
 	}

@@ -118,6 +118,39 @@ type Instance struct {
 // replaced by the instance's URL.
 func Start(t testing.TB, site string, opts Options) *Instance {
 	t.Helper()
+	inst, ready := launch(t, site, opts)
+	select {
+	case <-ready:
+	case <-inst.done:
+		t.Fatalf("caddy exited before serving:\n%s", inst.Logs())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("caddy did not start within 60s:\n%s", inst.Logs())
+	}
+	return inst
+}
+
+// StartExpectFailure runs caddy as Start does with a configuration it must
+// refuse, waits until the process exits and returns everything it logged.
+// It fails t when caddy serves the configuration instead, or has not exited
+// within 60s.
+func StartExpectFailure(t testing.TB, site string, opts Options) string {
+	t.Helper()
+	inst, ready := launch(t, site, opts)
+	select {
+	case <-inst.done:
+		return inst.Logs()
+	case <-ready:
+		t.Fatalf("caddy served a configuration it should refuse:\n%s", inst.Logs())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("caddy neither served nor exited within 60s:\n%s", inst.Logs())
+	}
+	return ""
+}
+
+// launch starts the process; ready is closed once it serves, inst.done
+// when it has exited.
+func launch(t testing.TB, site string, opts Options) (inst *Instance, ready chan struct{}) {
+	t.Helper()
 	bin := Binary(t)
 	if opts.Storage == "" {
 		opts.Storage = t.TempDir()
@@ -151,7 +184,7 @@ func Start(t testing.TB, site string, opts Options) *Instance {
 	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	cmd.Env = append(cmd.Env, opts.Env...)
-	inst := &Instance{URL: u, Port: opts.Port, Config: caddyfile, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	inst = &Instance{URL: u, Port: opts.Port, Config: caddyfile, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +193,7 @@ func Start(t testing.TB, site string, opts Options) *Instance {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan struct{})
+	ready = make(chan struct{})
 	go func() {
 		defer close(inst.done)
 		sc := bufio.NewScanner(stderr)
@@ -177,14 +210,7 @@ func Start(t testing.TB, site string, opts Options) *Instance {
 		_ = cmd.Wait()
 	}()
 	t.Cleanup(func() { inst.Stop() })
-	select {
-	case <-ready:
-	case <-inst.done:
-		t.Fatalf("caddy exited before serving:\n%s", inst.Logs())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("caddy did not start within 60s:\n%s", inst.Logs())
-	}
-	return inst
+	return inst, ready
 }
 
 // Stop ends the process and waits for it.
@@ -203,6 +229,25 @@ func (i *Instance) Stop() {
 
 // Logs returns what the process has logged so far.
 func (i *Instance) Logs() string { return i.logs.String() }
+
+// AuditLogger is the name of the module's audit logger.
+const AuditLogger = "http.handlers.idv.audit"
+
+// AuditEvents returns the audit log lines the process has written so far,
+// each decoded from JSON ("msg" is the event's name).
+func (i *Instance) AuditEvents() []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(i.Logs(), "\n") {
+		if !strings.Contains(line, AuditLogger) {
+			continue
+		}
+		var ev map[string]any
+		if json.Unmarshal([]byte(line), &ev) == nil && ev["logger"] == AuditLogger {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
 
 type syncBuffer struct {
 	mu sync.Mutex

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
@@ -49,9 +48,9 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 	if env.Store == nil || env.Now == nil {
 		return nil, errors.New("marksign: incomplete environment")
 	}
-	token := caddy.NewReplacer().ReplaceKnown(c.AccessToken, "")
-	if token == "" {
-		return nil, errors.New("marksign: access_token is empty (after resolving placeholders)")
+	token, err := providers.ResolveSecret("access_token", c.AccessToken)
+	if err != nil {
+		return nil, err // the module names the provider
 	}
 	if err := checkMessage(c.Message); err != nil {
 		return nil, fmt.Errorf("marksign: %w", err)

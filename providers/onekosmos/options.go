@@ -2,11 +2,9 @@ package onekosmos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddy-idv/caddy-idv/providers"
@@ -75,18 +73,10 @@ func (o *TenantOptions) Validate() error {
 	return nil
 }
 
-// ResolveSecret replaces the global placeholders ({env.*}, {file.*}) in s.
-// Its errors never contain the resolved value.
+// ResolveSecret is [providers.ResolveSecret]: its errors name the option
+// and the placeholder, never the resolved value.
 func ResolveSecret(option, s string) (string, error) {
-	out, err := caddy.NewReplacer().ReplaceOrErr(s, true, true)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", option, err)
-	}
-	out = strings.TrimSpace(out)
-	if out == "" {
-		return "", errors.New(option + " is empty")
-	}
-	return out, nil
+	return providers.ResolveSecret(option, s)
 }
 
 // NewClient returns a client for the tenant of o with env's HTTP client and

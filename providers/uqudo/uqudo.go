@@ -54,12 +54,12 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 	}
 	repl := caddy.NewReplacer()
 	clientID := repl.ReplaceKnown(c.ClientID, "")
-	secret := repl.ReplaceKnown(c.ClientSecret, "")
 	if clientID == "" {
 		return nil, errors.New("uqudo: missing option client_id")
 	}
-	if secret == "" {
-		return nil, errors.New("uqudo: client_secret is empty (after resolving placeholders)")
+	secret, err := providers.ResolveSecret("client_secret", c.ClientSecret)
+	if err != nil {
+		return nil, err // the module names the provider
 	}
 	data := c.Data
 	if data == "" {

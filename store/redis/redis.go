@@ -87,6 +87,9 @@ type Store struct {
 	goRedisLogger *zap.Logger
 	now           func() time.Time
 	prefix        string
+	// addrs are the server addresses of the URL (host:port, never the
+	// password), for messages; see Addresses.
+	addrs []string
 	// lease is how long a lock lives in Redis unless renewed; see Lock.
 	lease time.Duration
 	// acks and ackTimeout: see clientConfig.acks; replicas tracks the
@@ -140,6 +143,7 @@ func New(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		logger:     opts.Logger,
 		now:        opts.Now,
 		prefix:     opts.Prefix,
+		addrs:      cfg.addrs,
 		lease:      defaultLease,
 		acks:       cfg.acks,
 		ackTimeout: cfg.ackTimeout,
@@ -170,6 +174,11 @@ func New(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// Addresses returns the host:port of each server the URL names (the
+// Sentinels, or the Cluster's seed nodes), without user name or password, so
+// that a message can say which Redis it means.
+func (s *Store) Addresses() []string { return slices.Clone(s.addrs) }
 
 // Close stops the lock renewals and closes the connections. Locks still held
 // are left to expire; Subscribe calls return.

@@ -3,8 +3,6 @@ package providers_test
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,22 +17,8 @@ import (
 
 func marksignSite(t *testing.T, fake *fakemarksign.Server, extra string) (string, []string) {
 	t.Helper()
-	base := serve(t, fake)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, fake.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return `
-	idv {
-		provider marksign_mobileid {
-			base_url     ` + base + `
-			access_token {env.MARKSIGN_TOKEN}
-			trusted_ca   ` + ca + `
-			claims       name
-			` + extra + `
-		}
-	}
-	` + welcome, []string{"MARKSIGN_TOKEN=" + fake.AccessToken()}
+	block, env := marksignBlock(t, fake, "claims name\n\t\t\t"+extra)
+	return idvSite(block), env
 }
 
 // TestOneProviderCallPerIntervalWith200Polls: 200 parallel long-polls of

@@ -27,6 +27,100 @@ func serve(t *testing.T, h http.Handler) string {
 	return srv.URL
 }
 
+// idvSite is an idv block holding the given provider blocks in front of
+// the welcome page.
+func idvSite(blocks ...string) string {
+	return "\n\tidv {" + strings.Join(blocks, "") + "\n\t}\n\t" + welcome
+}
+
+// startCaddy runs Caddy with idvSite(blocks...); env is the environment
+// the blocks' placeholders need.
+func startCaddy(t *testing.T, env []string, blocks ...string) *e2e.Instance {
+	t.Helper()
+	return e2e.Start(t, idvSite(blocks...), e2e.Options{Env: env})
+}
+
+// marksignBlock serves fake and returns the marksign_mobileid block that
+// uses it, with the extra option lines, and the environment holding its
+// access token.
+func marksignBlock(t *testing.T, fake *fakemarksign.Server, extra string) (string, []string) {
+	t.Helper()
+	base := serve(t, fake)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, fake.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return `
+		provider marksign_mobileid {
+			base_url     ` + base + `
+			access_token {env.MARKSIGN_TOKEN}
+			trusted_ca   ` + ca + `
+			` + extra + `
+		}`, []string{"MARKSIGN_TOKEN=" + fake.AccessToken()}
+}
+
+// uqudoBlock serves fake and returns the uqudo block that uses it, with the
+// extra option lines, and the environment holding its client secret.
+func uqudoBlock(t *testing.T, fake *fakeuqudo.Server, extra string) (string, []string) {
+	t.Helper()
+	base := serve(t, fake)
+	return `
+		provider uqudo {
+			base_url      ` + base + `
+			client_id     ` + fake.ClientID() + `
+			client_secret {env.UQUDO_SECRET}
+			` + extra + `
+		}`, []string{"UQUDO_SECRET=" + fake.ClientSecret()}
+}
+
+// oneKosmosBlocks serves fake and returns the blockid and onekosmos_idv
+// blocks that use it, each with its extra option lines, and the environment
+// holding the licence key.
+func oneKosmosBlocks(t *testing.T, fake *fake1kosmos.Fake, blockidExtra, idvExtra string) (string, []string) {
+	t.Helper()
+	base := serve(t, fake)
+	cfg := fake.Config()
+	return `
+		provider blockid {
+			base_url    ` + base + `
+			dns         ` + cfg.DNS + `
+			community   ` + cfg.Community + `
+			license_key {env.LICENSE}
+			scopes      firstname lastname
+			` + blockidExtra + `
+		}
+		provider onekosmos_idv {
+			base_url      ` + base + `
+			dns           ` + cfg.DNS + `
+			community     ` + cfg.Community + `
+			license_key   {env.LICENSE}
+			dvc_id        ` + cfg.DvcIDs[0] + `
+			document_type ppt_object
+			` + idvExtra + `
+		}`, []string{"LICENSE=" + cfg.LicenseKey}
+}
+
+// uwlSession is the UWL session id in the QR text of a blockid login.
+func uwlSession(t *testing.T, s e2e.Started) string {
+	t.Helper()
+	i := strings.LastIndex(s.QRText, "/session/")
+	if i < 0 {
+		t.Fatalf("QR text is not a UWL session URL: %q", s.QRText)
+	}
+	return s.QRText[i+len("/session/"):]
+}
+
+// captureSession is the IDV session id in the deep link of an
+// onekosmos_idv login.
+func captureSession(t *testing.T, s e2e.Started) string {
+	t.Helper()
+	i := strings.LastIndex(s.DeepLink, "/idproofing/session/")
+	if i < 0 {
+		t.Fatalf("deep link is not a capture URL: %q", s.DeepLink)
+	}
+	return s.DeepLink[i+len("/idproofing/session/"):]
+}
+
 // finish polls until the login is final and, when completed, fetches the
 // protected page.
 func finish(t *testing.T, inst *e2e.Instance, b *e2e.Browser, s e2e.Started) (e2e.Status, string) {
@@ -47,22 +141,9 @@ func TestMarksignMobileID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := serve(t, fake)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, fake.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	inst := e2e.Start(t, `
-	idv {
-		provider marksign_mobileid {
-			base_url     `+base+`
-			access_token {env.MARKSIGN_TOKEN}
-			trusted_ca   `+ca+`
-			message      "Log in to Example"
-			claims       name given_name family_name
-		}
-	}
-	`+welcome, e2e.Options{Env: []string{"MARKSIGN_TOKEN=" + fake.AccessToken()}})
+	block, env := marksignBlock(t, fake, `message "Log in to Example"
+			claims  name given_name family_name`)
+	inst := startCaddy(t, env, block)
 	ee := fakemarksign.DefaultAccounts[0]
 
 	t.Run("login", func(t *testing.T) {
@@ -119,16 +200,8 @@ func TestUqudo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := serve(t, fake)
-	inst := e2e.Start(t, `
-	idv {
-		provider uqudo {
-			base_url      `+base+`
-			client_id     `+fake.ClientID()+`
-			client_secret {env.UQUDO_SECRET}
-		}
-	}
-	`+welcome, e2e.Options{Env: []string{"UQUDO_SECRET=" + fake.ClientSecret()}})
+	block, env := uqudoBlock(t, fake, "")
+	inst := startCaddy(t, env, block)
 
 	cases := []struct {
 		name   string
@@ -169,40 +242,16 @@ func TestUqudo(t *testing.T) {
 
 func TestOneKosmos(t *testing.T) {
 	fake := fake1kosmos.New(fake1kosmos.Config{})
-	base := serve(t, fake)
+	blocks, env := oneKosmosBlocks(t, fake, "claims name given_name family_name preferred_username", "claims name given_name family_name birthdate")
 	cfg := fake.Config()
-	inst := e2e.Start(t, `
-	idv {
-		provider blockid {
-			base_url    `+base+`
-			dns         `+cfg.DNS+`
-			community   `+cfg.Community+`
-			license_key {env.LICENSE}
-			scopes      firstname lastname
-			claims      name given_name family_name preferred_username
-		}
-		provider onekosmos_idv {
-			base_url      `+base+`
-			dns           `+cfg.DNS+`
-			community     `+cfg.Community+`
-			license_key   {env.LICENSE}
-			dvc_id        `+cfg.DvcIDs[0]+`
-			document_type ppt_object
-			claims        name given_name family_name birthdate
-		}
-	}
-	`+welcome, e2e.Options{Env: []string{"LICENSE=" + cfg.LicenseKey}})
+	inst := startCaddy(t, env, blocks)
 
 	t.Run("blockid", func(t *testing.T) {
 		wallet := fake1kosmos.NewWallet("ada@example.com")
 		fake.Enroll(wallet)
 		b := e2e.NewBrowser()
 		s := b.StartLogin(t, inst.URL, map[string]string{"provider": "blockid"})
-		i := strings.LastIndex(s.QRText, "/session/")
-		if i < 0 {
-			t.Fatalf("QR text is not a UWL session URL: %q", s.QRText)
-		}
-		if err := fake.Approve(s.QRText[i+len("/session/"):], wallet, fake1kosmos.ApproveOptions{}); err != nil {
+		if err := fake.Approve(uwlSession(t, s), wallet, fake1kosmos.ApproveOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		st, page := finish(t, inst, b, s)
@@ -215,8 +264,7 @@ func TestOneKosmos(t *testing.T) {
 		fake.Enroll(wallet)
 		b := e2e.NewBrowser()
 		s := b.StartLogin(t, inst.URL, map[string]string{"provider": "blockid"})
-		sid := s.QRText[strings.LastIndex(s.QRText, "/session/")+len("/session/"):]
-		if err := fake.Approve(sid, wallet, fake1kosmos.ApproveOptions{WrongRPKey: true}); err != nil {
+		if err := fake.Approve(uwlSession(t, s), wallet, fake1kosmos.ApproveOptions{WrongRPKey: true}); err != nil {
 			t.Fatal(err)
 		}
 		if st, _ := finish(t, inst, b, s); st.State != "failed" {
@@ -226,11 +274,7 @@ func TestOneKosmos(t *testing.T) {
 	t.Run("onekosmos_idv", func(t *testing.T) {
 		b := e2e.NewBrowser()
 		s := b.StartLogin(t, inst.URL, map[string]string{"provider": "onekosmos_idv"})
-		i := strings.LastIndex(s.DeepLink, "/idproofing/session/")
-		if i < 0 {
-			t.Fatalf("deep link is not a capture URL: %q", s.DeepLink)
-		}
-		sid := s.DeepLink[i+len("/idproofing/session/"):]
+		sid := captureSession(t, s)
 		if err := fake.Consent(sid); err != nil {
 			t.Fatal(err)
 		}
@@ -248,8 +292,7 @@ func TestOneKosmos(t *testing.T) {
 	t.Run("onekosmos_idv declined", func(t *testing.T) {
 		b := e2e.NewBrowser()
 		s := b.StartLogin(t, inst.URL, map[string]string{"provider": "onekosmos_idv"})
-		sid := s.DeepLink[strings.LastIndex(s.DeepLink, "/")+1:]
-		if err := fake.Decline(sid); err != nil {
+		if err := fake.Decline(captureSession(t, s)); err != nil {
 			t.Fatal(err)
 		}
 		if st, _ := finish(t, inst, b, s); st.State != "declined" {
