@@ -15,7 +15,7 @@ import (
 	"github.com/caddy-idv/caddy-idv/token"
 )
 
-// The audit log is the logger "http.handlers.idv.audit" (docs/audit.md):
+// The audit log is the logger "http.handlers.idv.audit" (docs/metrics.md):
 // one INFO event per login outcome, logout and OpenID Connect grant, with
 // provider names, login ids, client addresses, subjects, session ids and
 // client ids. Never a name, birth date, phone number, personal code,

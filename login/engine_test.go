@@ -403,3 +403,61 @@ func TestWaitersWithoutWaitDoNotBlock(t *testing.T) {
 		t.Fatalf("%d flights", e.Flights())
 	}
 }
+
+// flakyStore fails writes of outcome records while down is set.
+type flakyStore struct {
+	*store.Memory
+	down atomic.Bool
+}
+
+func (s *flakyStore) SetIfAbsent(ctx context.Context, key string, v []byte, ttl time.Duration) (bool, error) {
+	if s.down.Load() && len(key) > 6 && key[:6] == "login/" {
+		return false, store.ErrUnavailable
+	}
+	return s.Memory.SetIfAbsent(ctx, key, v, ttl)
+}
+
+// TestOutcomeSavedAfterAStoreOutage: a provider answer that is consumed
+// when it is read (a one-time result) but whose outcome cannot be recorded
+// because the store is down is recorded when the store is back; the
+// provider is not asked again (it would answer "already consumed", and the
+// login would wait forever).
+func TestOutcomeSavedAfterAStoreOutage(t *testing.T) {
+	h := newHarness()
+	fs := &flakyStore{Memory: h.st}
+	e, err := New(Config{Store: fs, Seal: plainSeal{}, Clock: h.clk, Issue: func(src *Source, id *providers.Identity) (string, time.Time, error) {
+		return "tok", h.clk.Now().Add(time.Hour), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	var calls atomic.Int64
+	fp := &fakeProvider{answer: func(n int64) (*providers.Result, error) {
+		if calls.Add(1) > 1 {
+			return nil, providers.ErrConsumed
+		}
+		return completed()
+	}}
+	src := source(fp)
+	p := h.login("login-0123456789abcdef")
+	fs.down.Store(true)
+	if st, _ := e.Wait(context.Background(), src, p, 0); st.State != providers.Pending {
+		t.Fatalf("with the store down: %+v", st)
+	}
+	ch := waitAsync(e, src, p, 30*time.Second)
+	settle()
+	fs.down.Store(false)
+	h.clk.Advance(time.Second)
+	select {
+	case st := <-ch:
+		if st.State != providers.Completed {
+			t.Fatalf("after the store came back: %+v", st)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the outcome was never recorded")
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("the provider was asked %d times for a one-time result", calls.Load())
+	}
+}

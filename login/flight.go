@@ -38,6 +38,16 @@ type flight struct {
 	renewedAt  time.Time
 	lastOK     time.Time // the last good answer of the provider, or the start
 	failures   int
+	// unsaved is an outcome this flight holds but could not record yet
+	// (the store was down). The provider's one-time result behind it is
+	// already consumed, so it is saved again, never polled for again.
+	unsaved *unsavedOutcome
+}
+
+type unsavedOutcome struct {
+	rec    *Record
+	reason string
+	id     *providers.Identity
 }
 
 func newFlight(e *Engine, src *Source, p *Pending) *flight {
@@ -125,8 +135,11 @@ func (f *flight) work() time.Duration {
 	e, ctx := f.e, f.e.ctx
 	now := e.clock.Now()
 	f.mu.Lock()
-	leased := f.leased
+	leased, unsaved := f.leased, f.unsaved
 	f.mu.Unlock()
+	if unsaved != nil {
+		return f.recordWhy(unsaved.rec, unsaved.reason, unsaved.id)
+	}
 	// The lease holder is the one that records the outcome, so it need not
 	// look for one: saveRecord tells it if another poller (whose lease had
 	// lapsed) recorded first. Everyone else looks on every step.
@@ -259,6 +272,9 @@ func (f *flight) recordWhy(rec *Record, reason string, id *providers.Identity) t
 	won, err := f.e.saveRecord(f.e.ctx, &f.p, rec)
 	if err != nil {
 		f.e.logger.Error("login: recording the outcome", zap.String("login", f.p.ID), zap.Error(err))
+		f.mu.Lock()
+		f.unsaved = &unsavedOutcome{rec: rec, reason: reason, id: id}
+		f.mu.Unlock()
 		return time.Second
 	}
 	if won == rec {
