@@ -297,17 +297,7 @@ func (f *flight) finish(rec *Record, announce bool) {
 		return
 	}
 	f.rec = rec
-	f.closeDoneLocked()
-	if f.timer != nil {
-		f.timer.Stop()
-	}
-	leased := f.leased
-	f.leased = false
-	f.mu.Unlock()
-	f.e.forget(f)
-	if leased {
-		f.release()
-	}
+	f.endAndUnlock()
 	if announce {
 		f.e.announce(f.p.ID)
 	}
@@ -326,6 +316,12 @@ func (f *flight) stop() {
 		return
 	}
 	f.stopped = true
+	f.endAndUnlock()
+}
+
+// endAndUnlock wakes the waiters, stops the timer, forgets the flight and
+// gives its lease back; the caller holds f.mu and has set rec or stopped.
+func (f *flight) endAndUnlock() {
 	f.closeDoneLocked()
 	if f.timer != nil {
 		f.timer.Stop()
