@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -212,6 +215,16 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		input[f.Name] = v
+	}
+	if len(p.form) > 0 {
+		// Each start prompts the person's phone: a few per window for one
+		// person, from any address, then they wait.
+		if ok, after := h.identities.allow(identityKey(p.name, input)); !ok {
+			metrics.rateLimited.WithLabelValues("per_identity").Inc()
+			h.audit.Info("rate_limited", zap.String("limit", "per_identity"), zap.String("provider", p.name), zap.String("client_ip", clientAddress(r)))
+			h.tooMany(w, r, after)
+			return
+		}
 	}
 	id := token.NewID()
 	metrics.loginsStarted.WithLabelValues(p.name).Inc()
@@ -469,4 +482,24 @@ func accountName(sess *token.Session) string {
 		return n
 	}
 	return sess.Subject
+}
+
+// identityKey names the person a form login is for (a phone number and a
+// personal code) for the per-identity limit: a hash, kept in memory only,
+// never logged.
+func identityKey(provider string, input map[string]string) string {
+	names := make([]string, 0, len(input))
+	for k := range input {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	h.Write([]byte(provider))
+	for _, k := range names {
+		h.Write([]byte{0})
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		h.Write([]byte(strings.Join(strings.Fields(strings.ToUpper(input[k])), "")))
+	}
+	return "id:" + hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -361,8 +361,10 @@ func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
 			h.Limit.PerAddress = r
 		case "total":
 			h.Limit.Total = r
+		case "per_identity":
+			h.Limit.PerIdentity = r
 		default:
-			return d.Errf("limit: unknown option %q (known: per_address, total)", opt)
+			return d.Errf("limit: unknown option %q (known: per_address, total, per_identity)", opt)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"strings"
@@ -129,6 +130,7 @@ type Handler struct {
 	now        func() time.Time
 	engine     *login.Engine
 	held       *holds
+	identities *limiter // per_identity, keyed by identityKey
 	// bodyTimeout overrides bodyTimeout (tests).
 	bodyTimeout time.Duration
 	cancel      context.CancelFunc
@@ -190,6 +192,10 @@ type LimitConfig struct {
 	PerAddress *Rate `json:"per_address,omitempty"`
 	// Total limits logins started by everyone. Default: 600 per 1m.
 	Total *Rate `json:"total,omitempty"`
+	// PerIdentity limits logins started for one person with a form
+	// provider (the same phone number and personal code), whatever the
+	// address: each start prompts that person's phone. Default: 3 per 10m.
+	PerIdentity *Rate `json:"per_identity,omitempty"`
 }
 
 // Rate is N events per Window.
@@ -428,6 +434,8 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 	}
 	h.limiter = newLimiter(h.limitConfig(), h.now)
 	h.held = new(holds)
+	lc := h.limitConfig()
+	h.identities = newLimiter(LimitConfig{PerAddress: lc.PerIdentity, Total: &Rate{N: math.MaxInt32, Window: lc.PerIdentity.Window}}, h.now)
 	h.engine, err = login.New(login.Config{
 		Store:    h.store,
 		Seal:     engineSealer{h.sealer},
@@ -482,6 +490,7 @@ func (h *Handler) background(ctx context.Context, keys *token.Keyring) {
 					h.logger.Warn("refreshing signing keys", zap.Error(err))
 				}
 				h.limiter.sweep()
+				h.identities.sweep()
 				h.pending.sweep(h.now(), false)
 			}
 		}
@@ -562,7 +571,7 @@ func (h *Handler) validateOptions() error {
 		return err
 	}
 	lc := h.limitConfig()
-	for name, r := range map[string]*Rate{"per_address": lc.PerAddress, "total": lc.Total} {
+	for name, r := range map[string]*Rate{"per_address": lc.PerAddress, "total": lc.Total, "per_identity": lc.PerIdentity} {
 		if r.N <= 0 || r.Window <= 0 {
 			return fmt.Errorf("idv: limit %s: needs a positive count and window", name)
 		}
@@ -651,10 +660,14 @@ func checkPrefix(p string) error {
 
 func (h *Handler) limitConfig() LimitConfig {
 	lc := LimitConfig{
-		PerAddress: &Rate{N: 10, Window: caddy.Duration(time.Minute)},
-		Total:      &Rate{N: 600, Window: caddy.Duration(time.Minute)},
+		PerAddress:  &Rate{N: 10, Window: caddy.Duration(time.Minute)},
+		Total:       &Rate{N: 600, Window: caddy.Duration(time.Minute)},
+		PerIdentity: &Rate{N: 3, Window: caddy.Duration(10 * time.Minute)},
 	}
 	if h.Limit != nil {
+		if h.Limit.PerIdentity != nil {
+			lc.PerIdentity = h.Limit.PerIdentity
+		}
 		if h.Limit.PerAddress != nil {
 			lc.PerAddress = h.Limit.PerAddress
 		}

@@ -156,3 +156,42 @@ func TestProviderThatFailsIsReported(t *testing.T) {
 		}
 	}
 }
+
+// TestMobileIDPromptsPerPersonAreLimited: one client could make 15 PIN
+// prompts reach one phone in 2 s; now a person gets a few starts per
+// window, from any address, then 429.
+func TestMobileIDPromptsPerPersonAreLimited(t *testing.T) {
+	fake, err := fakemarksign.New(fakemarksign.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	site, env := marksignSite(t, fake, "")
+	inst := e2e.Start(t, strings.Replace(site, "\tidv {\n", "\tidv {\n\t\tlimit {\n\t\t\tper_address 100 1m\n\t\t}\n", 1), e2e.Options{Env: env})
+	ee := fakemarksign.DefaultAccounts[0]
+	before := fake.Count(fakemarksign.RouteLogin)
+	created, limited := 0, 0
+	for i := 0; i < 15; i++ {
+		body := `{"provider":"marksign_mobileid","phone":"` + ee.Phone + `","personal_code":"` + ee.Code + `"}`
+		code, hdr, _ := e2e.NewBrowser().Do(t, http.MethodPost, inst.URL+"/.idv/sessions", strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
+		switch code {
+		case http.StatusCreated:
+			created++
+		case http.StatusTooManyRequests:
+			if hdr.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+			limited++
+		default:
+			t.Fatalf("start %d: %d", i, code)
+		}
+	}
+	if created != 3 || limited != 12 || fake.Count(fakemarksign.RouteLogin)-before != 3 {
+		t.Fatalf("%d started, %d refused, %d prompts sent; want 3, 12, 3", created, limited, fake.Count(fakemarksign.RouteLogin)-before)
+	}
+	// Another person is not held back by the first one's limit.
+	lt := fakemarksign.DefaultAccounts[1]
+	body := `{"provider":"marksign_mobileid","phone":"` + lt.Phone + `","personal_code":"` + lt.Code + `"}`
+	if code, _, _ := e2e.NewBrowser().Do(t, http.MethodPost, inst.URL+"/.idv/sessions", strings.NewReader(body), map[string]string{"Content-Type": "application/json"}); code != http.StatusCreated {
+		t.Fatalf("another person: %d", code)
+	}
+}
