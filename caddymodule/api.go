@@ -275,7 +275,7 @@ func (h *Handler) startAnswer(pl *pendingLogin) startResponse {
 // resumeLogin is GET /sessions[?provider=<name>]: the newest login this
 // browser started (with that provider) that is still in progress, in the
 // shape of POST /sessions' answer, so that a reloaded page shows it again
-// instead of starting (and paying for) another; 404 when there is none.
+// instead of starting (and paying for) another; 204 when there is none.
 func (h *Handler) resumeLogin(w http.ResponseWriter, r *http.Request) {
 	want := r.URL.Query().Get("provider")
 	var best *pendingLogin
@@ -289,7 +289,10 @@ func (h *Handler) resumeLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if best == nil {
-		h.writeError(w, r, errorf(http.StatusNotFound, "not_found", "No login is in progress in this browser."))
+		// 204, not an error: a page asks this on every load, and a 404
+		// would show in the browser's console as a failed request.
+		securityHeaders(w)
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	writeJSON(w, http.StatusOK, h.startAnswer(best))

@@ -351,7 +351,7 @@ function fakeFetch(url, opts) {
     }
     let r;
     if (call.method === "GET" && call.url === "/.idv/sessions") {
-      resolve(resumable ? response(200, resumable) : response(404, { error: "not_found", message: "No login is in progress in this browser." }));
+      resolve(resumable ? response(200, resumable) : response(204));
       return;
     }
     try {
