@@ -65,8 +65,21 @@ func main() {
 	printTable()
 }
 
+// running are the servers started and not yet stopped, stopped by fail
+// too, so that a failed run leaves no process behind.
+var (
+	runningMu sync.Mutex
+	running   = map[*server]bool{}
+)
+
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "idvbench:", err)
+	runningMu.Lock()
+	for s := range running {
+		_ = s.cmd.Process.Kill()
+	}
+	runningMu.Unlock()
+	os.RemoveAll(workDir)
 	os.Exit(1)
 }
 
@@ -135,6 +148,9 @@ func start(site, storage string, env ...string) *server {
 		fail(err)
 	}
 	s := &server{url: u, admin: fmt.Sprintf("http://127.0.0.1:%d", admin), cmd: cmd, logs: logs}
+	runningMu.Lock()
+	running[s] = true
+	runningMu.Unlock()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if resp, err := http.Get(u + "/.idv/jwks"); err == nil {
@@ -150,6 +166,9 @@ func start(site, storage string, env ...string) *server {
 }
 
 func (s *server) stop() {
+	runningMu.Lock()
+	delete(running, s)
+	runningMu.Unlock()
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()
