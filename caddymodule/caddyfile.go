@@ -344,6 +344,14 @@ func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		args := d.RemainingArgs()
+		if opt == "held_per_address" {
+			n, err := strconv.Atoi(strings.Join(args, " "))
+			if len(args) != 1 || err != nil || n <= 0 {
+				return d.Errf("limit held_per_address: want `held_per_address <n>`, a positive count")
+			}
+			h.Limit.HeldPerAddress = n
+			continue
+		}
 		if len(args) != 2 {
 			return d.Errf("limit %s: want `%s <n> <window>`", opt, opt)
 		}
@@ -364,7 +372,7 @@ func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
 		case "per_identity":
 			h.Limit.PerIdentity = r
 		default:
-			return d.Errf("limit: unknown option %q (known: per_address, total, per_identity)", opt)
+			return d.Errf("limit: unknown option %q (known: per_address, total, per_identity, held_per_address)", opt)
 		}
 	}
 	return nil

@@ -196,6 +196,10 @@ type LimitConfig struct {
 	// provider (the same phone number and personal code), whatever the
 	// address: each start prompts that person's phone. Default: 3 per 10m.
 	PerIdentity *Rate `json:"per_identity,omitempty"`
+	// HeldPerAddress is how many long-polls one client address (an IPv6
+	// /64) may hold at once; more are answered at once instead of held.
+	// Default: 256.
+	HeldPerAddress int `json:"held_per_address,omitempty"`
 }
 
 // Rate is N events per Window.
@@ -433,7 +437,10 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 		return err
 	}
 	h.limiter = newLimiter(h.limitConfig(), h.now)
-	h.held = new(holds)
+	h.held = &holds{perAddress: maxHeldPerAddress}
+	if h.Limit != nil && h.Limit.HeldPerAddress > 0 {
+		h.held.perAddress = h.Limit.HeldPerAddress
+	}
 	lc := h.limitConfig()
 	h.identities = newLimiter(LimitConfig{PerAddress: lc.PerIdentity, Total: &Rate{N: math.MaxInt32, Window: lc.PerIdentity.Window}}, h.now)
 	h.engine, err = login.New(login.Config{

@@ -132,9 +132,10 @@ const (
 
 // holds counts the long-polls held at once per address and per login.
 type holds struct {
-	mu      sync.Mutex
-	byAddr  map[string]int
-	byLogin map[string]int
+	perAddress int // maxHeldPerAddress unless configured
+	mu         sync.Mutex
+	byAddr     map[string]int
+	byLogin    map[string]int
 }
 
 // take reserves a held poll for addr and login and returns its release,
@@ -146,7 +147,11 @@ func (h *holds) take(addr, login string) (func(), bool) {
 	if h.byAddr == nil {
 		h.byAddr, h.byLogin = map[string]int{}, map[string]int{}
 	}
-	if h.byAddr[addr] >= maxHeldPerAddress || h.byLogin[login] >= maxHeldPerLogin {
+	perAddress := h.perAddress
+	if perAddress <= 0 {
+		perAddress = maxHeldPerAddress
+	}
+	if h.byAddr[addr] >= perAddress || h.byLogin[login] >= maxHeldPerLogin {
 		return nil, false
 	}
 	h.byAddr[addr]++

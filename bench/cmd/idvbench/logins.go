@@ -26,6 +26,7 @@ const loginSite = `
 		limit {
 			per_address 1000000 1m
 			total 1000000 1m
+			held_per_address 1000000
 		}
 	}
 	respond "ok"
