@@ -23,9 +23,14 @@ import (
 	"github.com/caddy-idv/caddy-idv/token"
 )
 
+// requestSite serves the same response on an open and on a protected
+// route, each behind one handle block, so that the two differ by the idv
+// handler alone (not by Caddy's routing).
 const requestSite = `
-	@protected path /private* /.idv/*
-	handle @protected {
+	handle /open {
+		respond "ok"
+	}
+	handle {
 		idv {
 			provider demo {
 				user "Load Test"
@@ -37,7 +42,6 @@ const requestSite = `
 		}
 		respond "ok"
 	}
-	respond "ok"
 `
 
 // browserHeaders are what a browser sends on a navigation, with two cookies
