@@ -461,3 +461,20 @@ func TestOutcomeSavedAfterAStoreOutage(t *testing.T) {
 		t.Fatalf("the provider was asked %d times for a one-time result", calls.Load())
 	}
 }
+
+// TestRejectEndsTheLogin: a provider's *providers.Reject ends the login
+// in its state with its message, at once (no retries, no give-up wait).
+func TestRejectEndsTheLogin(t *testing.T) {
+	h := newHarness()
+	e := h.engine(t)
+	fp := &fakeProvider{answer: func(int64) (*providers.Result, error) {
+		return nil, &providers.Reject{State: providers.Expired, Message: "Too late.", Reason: "answer after expiry"}
+	}}
+	st, err := e.Wait(context.Background(), source(fp), h.login("login-0123456789abcdef"), 0)
+	if err != nil || st.State != providers.Expired || st.Message != "Too late." {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if fp.calls.Load() != 1 {
+		t.Fatalf("%d calls", fp.calls.Load())
+	}
+}

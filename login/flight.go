@@ -214,6 +214,15 @@ func (f *flight) work() time.Duration {
 // else counts towards giving up, with backoff in between.
 func (f *flight) failed(now time.Time, err error) time.Duration {
 	e := f.e
+	var rej *providers.Reject
+	if errors.As(err, &rej) {
+		// The provider answered, and refused the answer: the login ends.
+		e.logger.Warn("login: answer rejected", zap.String("provider", f.src.Name), zap.String("login", f.p.ID), zap.String("reason", rej.Reason))
+		f.mu.Lock()
+		f.lastOK, f.failures, f.notice = now, 0, ""
+		f.mu.Unlock()
+		return f.recordWhy(&Record{State: rej.State, Message: rej.Message}, "rejected", nil)
+	}
 	switch {
 	case errors.Is(err, providers.ErrConsumed):
 		f.dropLease()

@@ -110,7 +110,9 @@ type Provider interface {
 	// retries with backoff, shows the person a notice, and fails the login
 	// only after the source's give_up. Return ErrConsumed when the answer
 	// was a one-time result another poller of the same login already
-	// consumed, and wrap store.ErrUnavailable when the store is down.
+	// consumed, a *Reject when the answer is refused (the login ends and the
+	// reason is logged), and wrap store.ErrUnavailable when the store is
+	// down.
 	// An error may implement RetryAfter() time.Duration to ask for a wait.
 	Poll(ctx context.Context, login Login) (*Result, error)
 }
@@ -273,4 +275,28 @@ var ErrConsumed = errors.New("providers: result already consumed by another poll
 // interval.
 type Announcer interface {
 	Announce(nudge func(loginID string))
+}
+
+// Reject is how a provider refuses an answer about a login (a signature
+// that does not verify, a result of another session, a document of the
+// wrong kind): Poll returns it as its error. The login ends in State with
+// Message for the person; Reason goes to the operator's log, so it must
+// hold no personal data. It is the one way to reject, so that the module
+// logs every rejection the same way.
+type Reject struct {
+	State   State // Failed, Expired or Declined
+	Message string
+	Reason  string
+}
+
+func (r *Reject) Error() string { return "providers: answer rejected: " + r.Reason }
+
+// ResultOf is Poll's answer with a *Reject turned into the Result it ends
+// the login with, for callers (tests, tools) that look at states only.
+func ResultOf(res *Result, err error) (*Result, error) {
+	var r *Reject
+	if errors.As(err, &r) {
+		return &Result{State: r.State, Message: r.Message}, nil
+	}
+	return res, err
 }

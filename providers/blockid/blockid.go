@@ -257,13 +257,8 @@ type account struct {
 	} `json:"device"`
 }
 
-// rejected is a check that failed; reason is for the operator's log and
-// holds no personal data.
-type rejected struct {
-	state  providers.State
-	msg    string
-	reason string
-}
+// rejected is a check that failed (the module logs its reason).
+type rejected = providers.Reject
 
 const notVerified = "The BlockID app's answer could not be verified."
 
@@ -276,8 +271,7 @@ func (p *provider) finish(ctx context.Context, login providers.Login, st state, 
 		return nil, fmt.Errorf("blockid: poll session: %w", err)
 	}
 	if rej != nil {
-		p.logger.Warn("blockid: answer rejected", zap.String("login", login.ID), zap.String("session", st.SessionID), zap.String("reason", rej.reason))
-		return &providers.Result{State: rej.state, Message: rej.msg}, nil
+		return nil, rej
 	}
 	// One answer, one login: across instances, only the first poll that
 	// gets here may complete.
@@ -295,7 +289,7 @@ func (p *provider) finish(ctx context.Context, login providers.Login, st state, 
 
 func (p *provider) check(ctx context.Context, st state, raw []byte) (*providers.Identity, *rejected, error) {
 	bad := func(reason string) (*providers.Identity, *rejected, error) {
-		return nil, &rejected{providers.Failed, notVerified, reason}, nil
+		return nil, &rejected{State: providers.Failed, Message: notVerified, Reason: reason}, nil
 	}
 	ans, err := parseAnswer(raw)
 	if err != nil {
@@ -307,7 +301,7 @@ func (p *provider) check(ctx context.Context, st state, raw []byte) (*providers.
 	}
 	// Check 5 (time): an answer made after the session expired is late.
 	if cts := epochSeconds(ans.CreatedTS); cts > 0 && cts > st.Expiry {
-		return nil, &rejected{providers.Expired, "The BlockID app answered after the login expired. Start again.", "answer created after expiryTS"}, nil
+		return nil, &rejected{State: providers.Expired, Message: "The BlockID app answered after the login expired. Start again.", Reason: "answer created after expiryTS"}, nil
 	}
 	// Check 2: data decrypts under ECDH(our key, the answering device key).
 	device, err := onekosmos.ParsePublicKey(ans.PublicKey)
@@ -409,26 +403,26 @@ func (p *provider) lookup(ctx context.Context, t *onekosmos.Tenant, did string) 
 	case code >= 500 || code == http.StatusTooManyRequests:
 		return nil, nil, fmt.Errorf("account lookup: HTTP %d", code)
 	case code == http.StatusNotFound:
-		return nil, &rejected{providers.Failed, "This BlockID account is not enrolled here.", "account not found (404)"}, nil
+		return nil, &rejected{State: providers.Failed, Message: "This BlockID account is not enrolled here.", Reason: "account not found (404)"}, nil
 	case code != http.StatusOK:
-		return nil, &rejected{providers.Failed, notVerified, fmt.Sprintf("account lookup: HTTP %d", code)}, nil
+		return nil, &rejected{State: providers.Failed, Message: notVerified, Reason: fmt.Sprintf("account lookup: HTTP %d", code)}, nil
 	}
 	var wire struct {
 		Data string `json:"data"`
 	}
 	if err := json.Unmarshal(raw, &wire); err != nil {
-		return nil, &rejected{providers.Failed, notVerified, "account lookup: not JSON"}, nil
+		return nil, &rejected{State: providers.Failed, Message: notVerified, Reason: "account lookup: not JSON"}, nil
 	}
 	if wire.Data == "" {
-		return nil, &rejected{providers.Failed, "This BlockID account is not enrolled here.", "account not found (no data)"}, nil
+		return nil, &rejected{State: providers.Failed, Message: "This BlockID account is not enrolled here.", Reason: "account not found (no data)"}, nil
 	}
 	plain, err := onekosmos.Decrypt(p.key.SharedKey(t.CommunityKey), wire.Data)
 	if err != nil {
-		return nil, &rejected{providers.Failed, notVerified, "account lookup: " + err.Error()}, nil
+		return nil, &rejected{State: providers.Failed, Message: notVerified, Reason: "account lookup: " + err.Error()}, nil
 	}
 	var acct account
 	if err := json.Unmarshal(plain, &acct); err != nil {
-		return nil, &rejected{providers.Failed, notVerified, "account lookup: data is not JSON"}, nil
+		return nil, &rejected{State: providers.Failed, Message: notVerified, Reason: "account lookup: data is not JSON"}, nil
 	}
 	return &acct, nil, nil
 }

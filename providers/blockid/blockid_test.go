@@ -77,7 +77,7 @@ func (h *harness) start() (providers.Login, string) {
 }
 
 func (h *harness) poll(l providers.Login) (*providers.Result, error) {
-	return h.prov.Poll(context.Background(), l)
+	return providers.ResultOf(h.prov.Poll(context.Background(), l))
 }
 
 func (h *harness) mustPoll(l providers.Login, want providers.State) *providers.Result {
@@ -306,7 +306,7 @@ func TestKeyPairSharedAcrossInstances(t *testing.T) {
 		t.Fatal("second instance has another key")
 	}
 	h.approve(sid, fake1kosmos.ApproveOptions{})
-	res, err := b.Poll(context.Background(), login)
+	res, err := providers.ResultOf(b.Poll(context.Background(), login))
 	if err != nil || res.State != providers.Completed {
 		t.Fatalf("%v %v", res, err)
 	}

@@ -233,8 +233,7 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 		return nil, providers.ErrConsumed
 	}
 	if err != nil {
-		p.logger.Warn("demo: result rejected", zap.String("provider", p.env.Name), zap.Error(err))
-		return &providers.Result{State: providers.Failed, Message: "The wallet's answer could not be verified."}, nil
+		return nil, &providers.Reject{State: providers.Failed, Message: "The wallet's answer could not be verified.", Reason: err.Error()}
 	}
 	return identity(claims), nil
 }

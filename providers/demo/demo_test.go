@@ -89,7 +89,7 @@ func (f *fixture) press(t *testing.T, button string) int {
 
 func (f *fixture) poll(t *testing.T, l providers.Login) *providers.Result {
 	t.Helper()
-	res, err := f.p.Poll(context.Background(), l)
+	res, err := providers.ResultOf(f.p.Poll(context.Background(), l))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -316,13 +316,12 @@ func errorResult(code int, expired bool) *providers.Result {
 func (p *provider) complete(ctx context.Context, login providers.Login, st *state, a *answer) (*providers.Result, error) {
 	now := p.env.Now()
 	if why := p.check(st, a, now); why != "" {
-		p.logger.Warn("marksign: answer rejected", zap.String("login", login.ID), zap.String("reason", why))
 		p.remove(ctx, st.Token)
 		msg := msgCertificate
 		if strings.HasPrefix(why, "identity:") {
 			msg = msgMismatch
 		}
-		return &providers.Result{State: providers.Failed, Message: msg}, nil
+		return nil, &providers.Reject{State: providers.Failed, Message: msg, Reason: why}
 	}
 	// The gateway may repeat "ok" for a token; one token logs in once, on
 	// every instance sharing the store.

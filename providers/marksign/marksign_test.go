@@ -117,7 +117,7 @@ func (h *harness) start(phone, code string) (providers.Login, string) {
 }
 
 func (h *harness) poll(l providers.Login) (*providers.Result, error) {
-	return h.p.Poll(context.Background(), l)
+	return providers.ResultOf(h.p.Poll(context.Background(), l))
 }
 
 func TestHappyPath(t *testing.T) {

@@ -195,8 +195,7 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 		if strings.Contains(reason, "key") {
 			p.client.Forget()
 		}
-		log.Warn("onekosmos_idv: answer rejected", zap.String("reason", reason))
-		return failed(notVerified), nil
+		return nil, &providers.Reject{State: providers.Failed, Message: notVerified, Reason: reason}
 	}
 	return p.judge(ctx, login, st, ans, log)
 }
@@ -301,8 +300,7 @@ func norm(s string) string {
 func (p *provider) judge(ctx context.Context, login providers.Login, st state, r *result, log *zap.Logger) (*providers.Result, error) {
 	id := firstOf(r.SessionID, r.SessionIDUpper, r.ID)
 	if id != st.SessionID {
-		log.Warn("onekosmos_idv: answer rejected", zap.String("reason", "answer names another session"))
-		return failed(notVerified), nil
+		return nil, &providers.Reject{State: providers.Failed, Message: notVerified, Reason: "answer names another session"}
 	}
 	status := norm(r.SessionResult)
 	if status == "" {
@@ -340,8 +338,7 @@ func (p *provider) judge(ctx context.Context, login providers.Login, st state, r
 
 func (p *provider) success(ctx context.Context, login providers.Login, st state, r *result, log *zap.Logger) (*providers.Result, error) {
 	reject := func(reason, msg string) (*providers.Result, error) {
-		log.Warn("onekosmos_idv: result rejected", zap.String("reason", reason))
-		return failed(msg), nil
+		return nil, &providers.Reject{State: providers.Failed, Message: msg, Reason: reason}
 	}
 	if r.ErrorInfo != nil {
 		return reject("SUCCESS with errorInfo", notVerified)

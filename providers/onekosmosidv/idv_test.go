@@ -79,7 +79,7 @@ func (h *harness) start() (providers.Login, string) {
 
 func (h *harness) mustPoll(l providers.Login, want providers.State) *providers.Result {
 	h.t.Helper()
-	res, err := h.prov.Poll(context.Background(), l)
+	res, err := providers.ResultOf(h.prov.Poll(context.Background(), l))
 	if err != nil {
 		h.t.Fatalf("poll: %v", err)
 	}
@@ -275,7 +275,7 @@ func TestTransientKeepsPII(t *testing.T) {
 			login, sid := h.start()
 			submit(fake1kosmos.DemoDocument())(h, sid)
 			h.fake.InjectFault(fake1kosmos.OpIDVResult, f)
-			if res, err := h.prov.Poll(context.Background(), login); err == nil {
+			if res, err := providers.ResultOf(h.prov.Poll(context.Background(), login)); err == nil {
 				t.Fatalf("want a transient error, got %+v", res)
 			}
 			// The failed call never reached the service's state, so the PII
@@ -309,7 +309,7 @@ func TestRacingPolls(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res, err := p.Poll(context.Background(), login)
+				res, err := providers.ResultOf(p.Poll(context.Background(), login))
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {

@@ -315,20 +315,18 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 			// race it.
 			return nil, providers.ErrConsumed
 		}
-		p.logger.Warn("uqudo: result rejected", zap.String("login", login.ID), zap.String("reason", reason(err)))
 		// The result is deleted at uqudo either way: a bad one must not be
-		// served again, a replayed one was already used.
+		// served again.
 		p.cleanup(ctx, st)
 		if errors.Is(err, jwsverify.ErrExpired) {
-			return &providers.Result{State: providers.Expired, Message: msgExpired}, nil
+			return nil, &providers.Reject{State: providers.Expired, Message: msgExpired, Reason: reason(err)}
 		}
-		return &providers.Result{State: providers.Failed, Message: msgRejected}, nil
+		return nil, &providers.Reject{State: providers.Failed, Message: msgRejected, Reason: reason(err)}
 	}
 	p.cleanup(ctx, st)
 	res, why := p.identity(claims)
 	if why != "" {
-		p.logger.Warn("uqudo: result does not meet the configuration", zap.String("login", login.ID), zap.String("reason", why))
-		return &providers.Result{State: providers.Failed, Message: msgMismatch}, nil
+		return nil, &providers.Reject{State: providers.Failed, Message: msgMismatch, Reason: "result does not meet the configuration: " + why}
 	}
 	return res, nil
 }
