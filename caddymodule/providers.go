@@ -46,14 +46,12 @@ func (h *Handler) openProvider(c providers.Config) error {
 		return fmt.Errorf("idv: provider name %q is used twice; give one a name: provider %s <name>", name, kind)
 	}
 	env := providers.Env{
-		Name:        name,
-		Prefix:      h.Prefix,
-		Store:       h.store,
-		Logger:      h.logger.Named("provider." + name),
-		HTTP:        newProviderClient(common.CallTimeout()),
-		Now:         h.now,
-		Pages:       pageRenderer{h},
-		SameBrowser: h.sameBrowser,
+		Name:   name,
+		Prefix: h.Prefix,
+		Store:  h.store,
+		Logger: h.logger.Named("provider." + name),
+		HTTP:   newProviderClient(common.CallTimeout()),
+		Now:    h.now,
 	}
 	impl, err := c.Open(env)
 	if err != nil {
@@ -85,7 +83,7 @@ func (h *Handler) openProvider(c providers.Config) error {
 		p.form = fp.Form()
 	}
 	if rt, ok := impl.(providers.Router); ok {
-		path, handler := rt.Routes()
+		path, handler := rt.Routes(providers.RouteHost{Pages: pageRenderer{h}, SameBrowser: h.sameBrowser})
 		if _, taken := h.routes[path]; !taken {
 			h.routes[path] = handler
 		}

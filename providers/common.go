@@ -28,6 +28,11 @@ type Common struct {
 	// Default: the kind's (on for QR logins that cost nothing to start:
 	// demo, blockid, uqudo; off for document verification).
 	Autostart *bool `json:"autostart,omitempty"`
+	// Lifetime is how long a login waits for the person before it expires.
+	// Every kind that lets the module decide has its own default and
+	// maximum (LifetimeOr); a kind whose service decides (blockid) does
+	// not take it.
+	Lifetime caddy.Duration `json:"lifetime,omitempty"`
 	// GiveUp ends a login whose provider has not answered successfully for
 	// this long (errors, timeouts), with a message that the identity
 	// provider is not answering. Default: 30s.
@@ -47,6 +52,14 @@ type Common struct {
 
 // Settings returns c; it makes every kind that embeds Common a Config.
 func (c *Common) Settings() *Common { return c }
+
+// LifetimeOr is the configured login lifetime, or def.
+func (c *Common) LifetimeOr(def time.Duration) time.Duration {
+	if c.Lifetime <= 0 {
+		return def
+	}
+	return time.Duration(c.Lifetime)
+}
 
 // CallTimeout is the configured per-call timeout, or DefaultTimeout.
 func (c *Common) CallTimeout() time.Duration {

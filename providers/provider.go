@@ -61,17 +61,11 @@ type Env struct {
 	Logger *zap.Logger
 	HTTP   *http.Client
 	Now    func() time.Time
-	// Pages renders the module's (operator-overridable) HTML templates, for
-	// providers that serve pages of their own (the demo wallet).
-	Pages Pages
-	// SameBrowser reports whether r comes from the browser that started the
-	// login id (it holds that login's pending cookie).
-	SameBrowser func(r *http.Request, id string) bool
 }
 
 // WithDefaults fills what a caller (a test) left out: a no-op logger, an
 // HTTP client bounded by timeout, and the system clock. The module always
-// sets every field; Store, Pages and SameBrowser have no default.
+// sets every field; Store has no default.
 func (e Env) WithDefaults(timeout time.Duration) Env {
 	if e.Logger == nil {
 		e.Logger = zap.NewNop()
@@ -209,12 +203,22 @@ type Canceler interface {
 	Cancel(ctx context.Context, login Login) error
 }
 
+// RouteHost is what the module gives a provider's own pages: only the
+// providers that serve pages (Router) need it, so it is not part of Env.
+type RouteHost struct {
+	// Pages renders the module's (operator-overridable) HTML templates.
+	Pages Pages
+	// SameBrowser reports whether r comes from the browser that started the
+	// login id (it holds that login's pending cookie).
+	SameBrowser func(r *http.Request, id string) bool
+}
+
 // Router is a provider that serves HTTP endpoints of its own under the
 // module's prefix (the demo wallet). Path is relative to the prefix, such as
 // "/demo/", and so is r.URL.Path when the handler runs. The module has
 // already refused cross-origin POSTs.
 type Router interface {
-	Routes() (path string, h http.Handler)
+	Routes(host RouteHost) (path string, h http.Handler)
 }
 
 // Poller is a provider that wants a specific interval between polls during a

@@ -58,9 +58,6 @@ type Config struct {
 	// User is the display name of the person the wallet logs in.
 	// Default: "Demo User".
 	User string `json:"user,omitempty"`
-	// Lifetime is how long a login waits for Approve or Decline.
-	// Default: 3m.
-	Lifetime caddy.Duration `json:"lifetime,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -96,17 +93,14 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 	if err := c.ValidateCommon(); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	if env.Store == nil || env.Now == nil || env.Pages == nil {
+	if env.Store == nil || env.Now == nil {
 		return nil, errors.New("demo: incomplete environment")
 	}
 	user := c.User
 	if user == "" {
 		user = "Demo User"
 	}
-	lifetime := time.Duration(c.Lifetime)
-	if lifetime <= 0 {
-		lifetime = DefaultLifetime
-	}
+	lifetime := c.LifetimeOr(DefaultLifetime)
 	env = env.WithDefaults(c.CallTimeout())
 	logger := env.Logger
 	p := &provider{env: env, user: user, lifetime: lifetime, logger: logger}
@@ -138,6 +132,7 @@ type provider struct {
 	key       *ecdsa.PrivateKey
 	validator *jwsverify.Validator
 	nudge     atomic.Pointer[func(string)]
+	host      providers.RouteHost // set by Routes: the wallet's pages
 }
 
 // Info implements providers.Provider.

@@ -52,14 +52,14 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{clk: &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}, same: map[string]bool{}, pages: &pages{}}
 	f.store = store.NewMemory(f.clk.now)
 	impl, err := (&Config{User: "Ada Lovelace"}).Open(providers.Env{
-		Name: "demo", Prefix: "/.idv", Store: f.store, Now: f.clk.now, Pages: f.pages,
-		SameBrowser: func(_ *http.Request, id string) bool { return f.same[id] },
+		Name: "demo", Prefix: "/.idv", Store: f.store, Now: f.clk.now,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.p = impl.(*provider)
-	_, f.wall = f.p.Routes()
+	_, f.wall = f.p.Routes(providers.RouteHost{Pages: f.pages,
+		SameBrowser: func(_ *http.Request, id string) bool { return f.same[id] }})
 	return f
 }
 

@@ -19,7 +19,8 @@ import (
 //	GET  /demo/wallet/{id}
 //	POST /demo/wallet/{id}/approve
 //	POST /demo/wallet/{id}/decline
-func (p *provider) Routes() (string, http.Handler) {
+func (p *provider) Routes(host providers.RouteHost) (string, http.Handler) {
+	p.host = host
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /demo/wallet/{id}", p.page)
 	mux.HandleFunc("HEAD /demo/wallet/{id}", p.page)
@@ -89,7 +90,7 @@ func (p *provider) render(w http.ResponseWriter, r *http.Request, status int, id
 	}
 	switch state {
 	case "pending":
-		data.SameDevice = p.env.SameBrowser != nil && p.env.SameBrowser(r, id)
+		data.SameDevice = p.host.SameBrowser != nil && p.host.SameBrowser(r, id)
 	case "approved", "declined":
 		// Answered on the device that started the login: that login page
 		// finishes it, so the person goes back there (login.js resumes the
@@ -99,7 +100,7 @@ func (p *provider) render(w http.ResponseWriter, r *http.Request, status int, id
 			data.ReturnURL = p.env.Prefix + "/login#idv-resume=" + id
 		}
 	}
-	p.env.Pages.Render(w, r, status, "wallet", data)
+	p.host.Pages.Render(w, r, status, "wallet", data)
 }
 
 // decide records Approve or Decline once. A second decision, a decision
@@ -123,7 +124,7 @@ func (p *provider) decide(w http.ResponseWriter, r *http.Request, approve bool) 
 		p.answer(w, r, http.StatusConflict, id, rec, state, same, "already_decided", "This login was already "+state+".")
 		return
 	}
-	dec := decision{Approved: approve, SameDevice: p.env.SameBrowser != nil && p.env.SameBrowser(r, id)}
+	dec := decision{Approved: approve, SameDevice: p.host.SameBrowser != nil && p.host.SameBrowser(r, id)}
 	if approve {
 		dec.Result, err = p.sign(id, rec.User, dec.SameDevice)
 		if err != nil {
@@ -178,7 +179,7 @@ func (p *provider) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, status, map[string]string{"error": "wallet_error", "message": "The demo wallet could not record your answer. Try again."})
 		return
 	}
-	p.env.Pages.Render(w, r, status, "error", templates.Error{
+	p.host.Pages.Render(w, r, status, "error", templates.Error{
 		Page:    templates.Page{Prefix: p.env.Prefix},
 		Status:  status,
 		Message: "The demo wallet could not record your answer. Try again.",

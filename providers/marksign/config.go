@@ -80,8 +80,6 @@ type Config struct {
 	// Countries are the countries whose numbers are accepted.
 	// Default: EE LT.
 	Countries []string `json:"countries,omitempty"`
-	// Lifetime is how long a login waits for the PIN. Default: 3m.
-	Lifetime caddy.Duration `json:"lifetime,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.

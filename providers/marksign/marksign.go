@@ -79,10 +79,7 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 			return nil, fmt.Errorf("marksign: %w", err)
 		}
 	}
-	lifetime := time.Duration(c.Lifetime)
-	if lifetime <= 0 {
-		lifetime = DefaultLifetime
-	}
+	lifetime := c.LifetimeOr(DefaultLifetime)
 	env = env.WithDefaults(c.CallTimeout())
 	client, logger := env.HTTP, env.Logger
 	claims := c.Claims

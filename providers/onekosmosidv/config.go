@@ -55,9 +55,6 @@ type Config struct {
 	// dl_object (driver's licence) or idcard_object (other ID card); the
 	// aliases passport, drivers_license and id_card are accepted. Required.
 	DocumentType string `json:"document_type,omitempty"`
-	// Lifetime is how long a login waits for the person to finish (the
-	// service does not say). Default: 15m.
-	Lifetime caddy.Duration `json:"lifetime,omitempty"`
 	// RequireSelfie refuses results whose face_compare and selfie_liveness
 	// checks did not both pass. Default: false (the workflow decides).
 	RequireSelfie bool `json:"require_selfie,omitempty"`
@@ -158,10 +155,7 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("onekosmos_idv: %w", err)
 	}
-	lifetime := time.Duration(c.Lifetime)
-	if lifetime <= 0 {
-		lifetime = DefaultLifetime
-	}
+	lifetime := c.LifetimeOr(DefaultLifetime)
 	listed := map[string]bool{}
 	for _, cl := range c.Claims {
 		listed[cl] = true

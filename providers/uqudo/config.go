@@ -99,9 +99,6 @@ type Config struct {
 	// link, which opens uqudo's reader app or its store page; or "text",
 	// the plain qrCodeText for an app of the operator's own.
 	QR string `json:"qr,omitempty"`
-	// Lifetime is how long a login waits for the person before it expires
-	// and its uqudo session is deleted. Default: 3m; at most 25m.
-	Lifetime caddy.Duration `json:"lifetime,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.

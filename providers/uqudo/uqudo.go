@@ -73,10 +73,7 @@ func (c *Config) Open(env providers.Env) (providers.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("uqudo: %w", err)
 	}
-	lifetime := time.Duration(c.Lifetime)
-	if lifetime <= 0 {
-		lifetime = DefaultLifetime
-	}
+	lifetime := c.LifetimeOr(DefaultLifetime)
 	if lifetime > maxLifetime {
 		return nil, fmt.Errorf("uqudo: lifetime %s: at most %s", lifetime, maxLifetime)
 	}
