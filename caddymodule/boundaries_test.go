@@ -431,3 +431,17 @@ func TestSlowBodiesAreCutOff(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPendingCookie: whatever a client puts in a pending cookie, it binds
+// no login (only the module's own sealed values do) and never panics.
+func FuzzPendingCookie(f *testing.F) {
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(f, clk, nil)
+	f.Add("idv_session_login_AAAAAAAAAA", "AAAA")
+	f.Add("idv_session_login_x", "")
+	f.Fuzz(func(t *testing.T, name, value string) {
+		if pl := h.openPending(name, value); pl != nil {
+			t.Fatalf("a forged pending cookie opened: %+v", pl)
+		}
+	})
+}

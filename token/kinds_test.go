@@ -228,3 +228,21 @@ func TestLogoutTokenClaims(t *testing.T) {
 		t.Error("a logout token without sub and sid")
 	}
 }
+
+func FuzzParseOrigin(f *testing.F) {
+	for _, s := range []string{"https://app.example", "http://127.0.0.1:8080/", "https://a@b", "javascript://x", "https://x/%2e%2e", "HTTPS://X:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		o, err := ParseOrigin(in)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") || strings.ContainsAny(o[8:], "/?#@") {
+			t.Fatalf("ParseOrigin(%q) = %q", in, o)
+		}
+		if again, err := ParseOrigin(o); err != nil || again != o {
+			t.Fatalf("ParseOrigin(%q) = %q is not stable: %q %v", in, o, again, err)
+		}
+	})
+}
