@@ -427,3 +427,22 @@ func TestReadableRefusals(t *testing.T) {
 		t.Fatalf("GET logout without a session: %d\n%s", code, page)
 	}
 }
+
+// TestIdentityHeadersStrippedOutsideTheMatcher: with `idv /app* { header
+// X-User sub }`, a request outside the matcher kept a client-supplied
+// X-User for the upstream; now every request of the site loses it.
+func TestIdentityHeadersStrippedOutsideTheMatcher(t *testing.T) {
+	inst := e2e.Start(t, `
+	idv /app* {
+		provider demo
+		header X-User sub
+	}
+	respond "x-user=[{http.request.header.X-User}] {http.request.header.x_user}"
+`, e2e.Options{})
+	for _, name := range []string{"X-User", "x-user", "X_User"} {
+		code, _, body := e2e.NewBrowser().Do(t, http.MethodGet, inst.URL+"/public", nil, map[string]string{name: "admin"})
+		if code != http.StatusOK || strings.Contains(string(body), "admin") {
+			t.Fatalf("%s outside the matcher: %d %s", name, code, body)
+		}
+	}
+}

@@ -64,6 +64,16 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	route := vals[0].Value.(caddyhttp.Route)
 	route.MatcherSetsRaw = append(route.MatcherSetsRaw, caddy.ModuleMap{"path": own})
 	vals[0].Value = route
+	if len(m.Headers) > 0 {
+		// Requests outside the matcher never reach the handler, which
+		// deletes client-supplied identity headers: delete them for every
+		// request of the site, before anything else of this directive.
+		names := make([]string, len(m.Headers))
+		for i, hr := range m.Headers {
+			names[i] = hr.Header
+		}
+		vals = append(h.NewRoute(nil, &StripHeaders{Headers: names}), vals...)
+	}
 	return vals, nil
 }
 
