@@ -3,8 +3,8 @@ package token
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/caddy-idv/caddy-idv/internal/leaktest"
 )
 
 // TestMain fails the package's tests when one leaves a goroutine running.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
