@@ -206,14 +206,10 @@ func claimMatches(v any, values []string) bool {
 // Trailers are scrubbed too: an HTTP/1.1 chunked body may end with trailer
 // fields, which a proxy passes upstream after the headers it checked.
 func (h *Handler) stripIdentityHeaders(r *http.Request) {
-	if len(h.Headers) == 0 {
+	if len(h.identityHeaders) == 0 {
 		return
 	}
-	names := make([]string, len(h.Headers))
-	for i, hr := range h.Headers {
-		names[i] = hr.Header
-	}
-	stripHeaders(r, names)
+	stripHeaders(r, h.identityHeaders)
 }
 
 // stripHeaders deletes names, in every spelling, from r's headers and

@@ -131,6 +131,9 @@ type Handler struct {
 	engine     *login.Engine
 	held       *holds
 	identities *limiter // per_identity, keyed by identityKey
+	// identityHeaders are the names of the `header` rules, deleted from
+	// every request (made once, not per request).
+	identityHeaders []string
 	// bodyTimeout overrides bodyTimeout (tests).
 	bodyTimeout time.Duration
 	cancel      context.CancelFunc
@@ -437,6 +440,10 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 		return err
 	}
 	h.limiter = newLimiter(h.limitConfig(), h.now)
+	h.identityHeaders = nil
+	for _, hr := range h.Headers {
+		h.identityHeaders = append(h.identityHeaders, hr.Header)
+	}
 	h.held = &holds{perAddress: maxHeldPerAddress}
 	if h.Limit != nil && h.Limit.HeldPerAddress > 0 {
 		h.held.perAddress = h.Limit.HeldPerAddress
