@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -74,6 +75,21 @@ func RepoPath(parts ...string) string {
 // FreePort returns a free TCP port on 127.0.0.1.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	// A port from the kernel's ephemeral range (bind to port 0) can be
+	// taken, between this check and the server's own bind, as the source
+	// port of any outgoing connection on the machine: with many tests
+	// running at once that happened. Ports below the ephemeral range are
+	// never handed out that way, so a random free one there stays free
+	// unless another test picks the very same.
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
