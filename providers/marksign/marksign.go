@@ -3,7 +3,10 @@ package marksign
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,6 +147,12 @@ type state struct {
 	Token string `json:"t"`
 	Code  string `json:"c"`
 	Phone string `json:"p,omitempty"`
+	// Quiet is 1 for a login the gateway refused at the start because it
+	// knows no usable Mobile-ID for the phone and personal code: the
+	// person's browser was answered as for any other login and the login
+	// expires like one nobody confirms. Always present, so that the sealed
+	// cookie is the same length either way.
+	Quiet int `json:"q"`
 }
 
 // Start implements providers.Provider: it checks the input and initialises
@@ -172,6 +181,9 @@ func (p *provider) Start(ctx context.Context, req providers.StartRequest) (*prov
 		return nil, fmt.Errorf("marksign: initialize: %w", err)
 	}
 	if a.Status != "ok" {
+		if ec := a.ErrorCode.int(); ec == 40401 || ec == 40403 {
+			return p.quietStart(phone, code, ec)
+		}
 		if ie := startInputError(a.ErrorCode.int()); ie != nil {
 			return nil, ie
 		}
@@ -189,20 +201,51 @@ func (p *provider) Start(ctx context.Context, req providers.StartRequest) (*prov
 	return &providers.Challenge{ControlCode: a.ControlCode, ExpiresAt: p.env.Now().Add(p.lifetime), State: raw}, nil
 }
 
-// startInputError turns the answers a person can fix into form errors.
+// startInputError turns the answers a person can fix into form errors. They
+// are about the format of what was typed, which the form checks anyway; an
+// answer about whether the pair has a Mobile-ID is never one of them (see
+// quietStart).
 func startInputError(code int) error {
 	switch code {
 	case 40004:
 		return &providers.InputError{Field: "phone", Message: "The Mobile-ID service did not accept this phone number."}
 	case 40005:
 		return &providers.InputError{Field: "personal_code", Message: "The Mobile-ID service did not accept this personal code."}
-	case 40401:
-		return &providers.InputError{Field: "phone", Message: "No Mobile-ID was found for this phone number and personal code. Check both, or use another login method."}
-	case 40403:
-		return &providers.InputError{Field: "phone", Message: "This Mobile-ID cannot be used to log in. Contact your mobile operator."}
 	}
 	return nil
 }
+
+// quietStart answers a start the gateway refused with 40401 (no Mobile-ID
+// for this phone and personal code) or 40403 (not qualified) exactly as a
+// successful start: a control code, the same lifetime, a pending login that
+// ends as expired with the message of a login nobody confirmed, at the same
+// time. Otherwise the start answer (or how soon the login ends) would tell
+// anyone which phone numbers and personal codes belong together and have
+// Mobile-ID. The person who mistyped is told, while waiting and at the end,
+// to check both if no request reached the phone.
+func (p *provider) quietStart(phone, code string, errorCode int) (*providers.Challenge, error) {
+	p.logger.Info("marksign: initialize refused for this phone and personal code; answering as for any login",
+		zap.String("provider", p.env.Name), zap.Int("error_code", errorCode))
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("marksign: %w", err)
+	}
+	h := hex.EncodeToString(b[:16])
+	st := state{Token: h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], Code: code, Quiet: 1}
+	if slices.Contains(p.claims, "phone_number") {
+		st.Phone = phone
+	}
+	raw, _ := json.Marshal(st)
+	control := fmt.Sprintf("%04d", binary.BigEndian.Uint16(b[16:])%10000)
+	return &providers.Challenge{ControlCode: control, ExpiresAt: p.env.Now().Add(p.lifetime), State: raw}, nil
+}
+
+// quietKey marks a login whose gateway session ended before the login's own
+// expiry without the person's doing (40021: nobody confirmed, 40801: the
+// phone was not reached). Such a login stays pending until its expiry and
+// then ends like a quiet one, so that a login for a pair with Mobile-ID and
+// one without end alike.
+func quietKey(token string) string { return "marksign/quiet/" + token }
 
 func decodeState(raw []byte) (*state, error) {
 	var st state
@@ -221,6 +264,15 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 		p.logger.Error("marksign: poll: login state unreadable", zap.String("login", login.ID))
 		return &providers.Result{State: providers.Failed, Message: msgGeneric}, nil
 	}
+	expired := !p.env.Now().Before(login.ExpiresAt)
+	if quiet, err := p.quiet(ctx, st); err != nil {
+		return nil, fmt.Errorf("marksign: poll: %w", err)
+	} else if quiet {
+		if expired {
+			return &providers.Result{State: providers.Expired, Message: msgExpired}, nil
+		}
+		return &providers.Result{State: providers.Pending}, nil
+	}
 	status, a, err := p.call(ctx, http.MethodPost, "/mobile/status/"+st.Token+".json",
 		map[string]any{"access_token": p.token, "token": st.Token})
 	if errors.Is(err, errMalformed) {
@@ -230,7 +282,6 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 	if err != nil {
 		return nil, fmt.Errorf("marksign: poll: %w", err)
 	}
-	expired := !p.env.Now().Before(login.ExpiresAt)
 	switch a.Status {
 	case "waiting":
 		if expired {
@@ -247,6 +298,13 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 	if transientCodes[code] {
 		return nil, fmt.Errorf("marksign: poll: gateway error %d (status %d)", code, status)
 	}
+	if (code == 40021 || code == 40801) && !expired {
+		// Keep the login pending until its own expiry (see quietKey).
+		if err := p.env.Store.Set(ctx, quietKey(st.Token), []byte{1}, login.ExpiresAt.Sub(p.env.Now())+10*time.Minute); err != nil {
+			return nil, fmt.Errorf("marksign: poll: %w", err)
+		}
+		return &providers.Result{State: providers.Pending}, nil
+	}
 	res := errorResult(code, expired)
 	if res.State == providers.Failed {
 		p.logError("marksign: login failed at the gateway", a, status)
@@ -254,14 +312,24 @@ func (p *provider) Poll(ctx context.Context, login providers.Login) (*providers.
 	return res, nil
 }
 
+// quiet reports whether a login only waits for its expiry: started quietly,
+// or its gateway session ended early (quietKey).
+func (p *provider) quiet(ctx context.Context, st *state) (bool, error) {
+	if st.Quiet == 1 {
+		return true, nil
+	}
+	_, err := p.env.Store.Get(ctx, quietKey(st.Token))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Messages shown to the person (docs/reference.md, "Endpoints": no personal
 // data).
 const (
 	msgDeclined    = "You declined the login on your phone."
-	msgExpired     = "The login was not confirmed on the phone in time. Start again."
-	msgUnreachable = "Your phone could not be reached. Check that it is on and has signal, then start again."
-	msgNoMobileID  = "No Mobile-ID was found for this phone number and personal code."
-	msgUnqualified = "This Mobile-ID cannot be used to log in. Contact your mobile operator."
+	msgExpired     = "The login was not confirmed on the phone in time. If no request reached your phone, check that it is on and that the phone number and personal code are right, then start again."
 	msgUnavailable = "Mobile-ID login is not available right now. Try again later or use another login method."
 	msgNotFound    = "The Mobile-ID session was not found. Start again."
 	msgGeneric     = "The Mobile-ID login failed. Start again."
@@ -285,16 +353,17 @@ func errorResult(code int, expired bool) *providers.Result {
 	case 40021:
 		return r(providers.Expired, msgExpired)
 	case 40801:
-		return r(providers.Expired, msgUnreachable)
+		// Before the login's expiry Poll keeps it pending (quietKey).
+		return r(providers.Expired, msgExpired)
 	case 40402:
 		if expired {
 			return r(providers.Expired, msgExpired)
 		}
 		return r(providers.Failed, msgNotFound)
-	case 40401:
-		return r(providers.Failed, msgNoMobileID)
-	case 40403:
-		return r(providers.Failed, msgUnqualified)
+	case 40401, 40403:
+		// Answered at the start, never while polling; said as vaguely as
+		// there (see quietStart).
+		return r(providers.Failed, msgGeneric)
 	case 40004:
 		return r(providers.Failed, "The Mobile-ID service did not accept this phone number.")
 	case 40005:
@@ -392,6 +461,9 @@ func (p *provider) Cancel(ctx context.Context, login providers.Login) error {
 	st, err := decodeState(login.State)
 	if err != nil {
 		return fmt.Errorf("marksign: cancel: %w", err)
+	}
+	if st.Quiet == 1 {
+		return nil // no session at the gateway
 	}
 	p.remove(ctx, st.Token)
 	return nil

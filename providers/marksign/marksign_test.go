@@ -196,7 +196,6 @@ func TestStartInput(t *testing.T) {
 		{"code bad check digit", "+37269000366", "60001017706", "personal_code", nil},
 		{"code impossible date", "+37269000366", "60013017705", "personal_code", nil},
 		{"code century digit 7", "+37269000366", "70001017705", "personal_code", nil},
-		{"no Mobile-ID for the pair (40401)", "+37269000366", "39001010120", "phone", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,13 +210,66 @@ func TestStartInput(t *testing.T) {
 	}
 }
 
-func TestStartNotQualified(t *testing.T) {
-	acct := ee
-	acct.NotQualified = true
-	h := newHarness(t, fakemarksign.Options{Accounts: []fakemarksign.Account{acct}}, nil)
-	_, err := h.p.Start(context.Background(), providers.StartRequest{ID: "x", Input: map[string]string{"phone": ee.Phone, "personal_code": ee.Code}})
-	if !providers.IsInputError(err) {
-		t.Fatalf("err = %v; want InputError", err)
+// TestStartDoesNotRevealMobileID: the start answer, the login's course and
+// its end are the same whether the phone and personal code belong together
+// and have a usable Mobile-ID or not, so that nobody can probe pairs.
+func TestStartDoesNotRevealMobileID(t *testing.T) {
+	unqualified := ee
+	unqualified.NotQualified = true
+	cases := []struct {
+		name     string
+		accounts []fakemarksign.Account
+		code     string
+	}{
+		{"pair with Mobile-ID, nobody confirms", nil, ee.Code},
+		{"pair without Mobile-ID (40401)", nil, "39001010120"},
+		{"Mobile-ID not qualified (40403)", []fakemarksign.Account{unqualified}, ee.Code},
+	}
+	type course struct {
+		stateLen, controlLen int
+		lifetime             time.Duration
+		states               []string
+		end                  providers.Result
+	}
+	var courses []course
+	for _, tc := range cases {
+		h := newHarness(t, fakemarksign.Options{Accounts: tc.accounts}, nil)
+		t0 := h.clock.Now()
+		ch, err := h.p.Start(context.Background(), providers.StartRequest{ID: "login-0123456789abcdef",
+			Input: map[string]string{"phone": ee.Phone, "personal_code": tc.code}})
+		if err != nil {
+			t.Fatalf("%s: Start: %v; want an answer like any other", tc.name, err)
+		}
+		c := course{stateLen: len(ch.State), controlLen: len(ch.ControlCode), lifetime: ch.ExpiresAt.Sub(t0)}
+		login := providers.Login{ID: "login-0123456789abcdef", State: ch.State, CreatedAt: t0, ExpiresAt: ch.ExpiresAt}
+		// Poll every 30 s, past the gateway's own 120 s timeout, to the
+		// login's expiry.
+		for {
+			res, err := h.poll(login)
+			if err != nil {
+				t.Fatalf("%s: poll: %v", tc.name, err)
+			}
+			if res.State != providers.Pending {
+				c.end = *res
+				break
+			}
+			c.states = append(c.states, h.clock.Now().Sub(t0).String())
+			h.clock.Add(30 * time.Second)
+		}
+		courses = append(courses, c)
+	}
+	for i, c := range courses {
+		if c.end.State != providers.Expired || !strings.Contains(c.end.Message, "check that it is on") {
+			t.Errorf("%s ended %+v; want expired with the advice to check the input", cases[i].name, c.end)
+		}
+		if i == 0 {
+			continue
+		}
+		a := courses[0]
+		if c.stateLen != a.stateLen || c.controlLen != a.controlLen || c.lifetime != a.lifetime ||
+			strings.Join(c.states, " ") != strings.Join(a.states, " ") || c.end != a.end {
+			t.Errorf("%s is told apart from %s:\n%+v\n%+v", cases[i].name, cases[0].name, c, a)
+		}
 	}
 }
 
@@ -259,10 +311,12 @@ func TestFinalAnswers(t *testing.T) {
 		msg  string
 	}{
 		{"declined on the phone (40020)", func(f *fakemarksign.Server, tok string) error { return f.Refuse(tok) }, providers.Declined, "declined"},
-		{"timed out at Mobile-ID (40021)", func(f *fakemarksign.Server, tok string) error { return f.Expire(tok) }, providers.Expired, "in time"},
-		{"phone not reachable (40801)", func(f *fakemarksign.Server, tok string) error { return f.Error(tok, 40801) }, providers.Expired, "reached"},
-		{"no Mobile-ID (40401)", func(f *fakemarksign.Server, tok string) error { return f.Error(tok, 40401) }, providers.Failed, "No Mobile-ID"},
-		{"not qualified (40403)", func(f *fakemarksign.Server, tok string) error { return f.Error(tok, 40403) }, providers.Failed, "cannot be used"},
+		// Ended early at the gateway: the login waits for its own expiry
+		// (TestStartDoesNotRevealMobileID, TestGatewayTimeout).
+		{"timed out at Mobile-ID (40021)", func(f *fakemarksign.Server, tok string) error { return f.Expire(tok) }, providers.Pending, ""},
+		{"phone not reachable (40801)", func(f *fakemarksign.Server, tok string) error { return f.Error(tok, 40801) }, providers.Pending, ""},
+		{"no Mobile-ID (40401) while polling", func(f *fakemarksign.Server, tok string) error { return f.Error(tok, 40401) }, providers.Failed, "failed"},
+		{"not qualified (40403) while polling", func(f *fakemarksign.Server, tok string) error { return f.Error(tok, 40403) }, providers.Failed, "failed"},
 		{"session unknown (40402)", func(f *fakemarksign.Server, tok string) error { return f.Error(tok, 40402) }, providers.Failed, "not found"},
 		{"not authorized (50003)", func(f *fakemarksign.Server, tok string) error { return f.Error(tok, 50003) }, providers.Failed, "not available"},
 		{"client configuration (50004)", func(f *fakemarksign.Server, tok string) error { return f.Error(tok, 50004) }, providers.Failed, "not available"},
@@ -398,7 +452,16 @@ func TestGatewayTimeout(t *testing.T) {
 	login, _ := h.start(ee.Phone, ee.Code)
 	h.clock.Add(121 * time.Second)
 	res, err := h.poll(login)
-	if err != nil || res.State != providers.Expired {
+	if err != nil || res.State != providers.Pending {
+		t.Fatalf("poll = %+v, %v; want pending until the login's expiry", res, err)
+	}
+	calls := h.fake.Count(fakemarksign.RouteStatus)
+	h.clock.Add(30 * time.Second)
+	if res, err := h.poll(login); err != nil || res.State != providers.Pending || h.fake.Count(fakemarksign.RouteStatus) != calls {
+		t.Fatalf("poll = %+v, %v (status calls %d → %d); want pending without asking the gateway again", res, err, calls, h.fake.Count(fakemarksign.RouteStatus))
+	}
+	h.clock.Add(DefaultLifetime)
+	if res, err := h.poll(login); err != nil || res.State != providers.Expired || res.Message != msgExpired {
 		t.Fatalf("poll = %+v, %v; want expired (40021)", res, err)
 	}
 }
