@@ -110,6 +110,12 @@ func TestSafeRedirect(t *testing.T) {
 		"/a/b/.":                   "/a/b/",
 		"/..":                      "/",
 		"/a/..%2f/evil.example":    "/",
+		// Still changing after four decodings: refused, whatever the
+		// fifth would give (found by FuzzSafeRedirect).
+		"/%25252525":                         "/",
+		"/%25252525252f%25252525252fevil.ex": "/",
+		"/%25252541":                         "/%25252541",
+		"/%2525252541":                       "/",
 	}
 	for in, want := range cases {
 		if got := safeRedirect(in); got != want {

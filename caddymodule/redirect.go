@@ -15,7 +15,8 @@ import (
 // "/%2e//host" become "//host" in a page's script that rebuilds a URL from
 // its parts. So the path's dot segments are removed first (a segment that
 // decodes to "." or ".." counts), and then rd is decoded repeatedly until
-// it is stable, and every form must be a plain local path: it starts with
+// it is stable (at most four times: an rd encoded deeper is refused), and
+// every form must be a plain local path: it starts with
 // exactly one '/', the next character is not '/' or '\', and it has no
 // control characters, backslashes or whitespace anywhere. A scheme can
 // then never appear, because the path starts with '/'. The login page
@@ -27,7 +28,7 @@ func safeRedirect(rd string) string {
 	}
 	rd = removeDotSegments(rd)
 	cur := rd
-	for i := 0; i < 4; i++ {
+	for i := 0; ; i++ {
 		if !localPath(cur) || !localPath(removeDotSegments(cur)) {
 			return "/"
 		}
@@ -36,15 +37,20 @@ func safeRedirect(rd string) string {
 			return "/"
 		}
 		if next == cur {
-			break
+			return rd
+		}
+		if i == maxDecodings {
+			// Still not stable: encoded deeper than any real path is.
+			return "/"
 		}
 		cur = next
 	}
-	if !localPath(cur) || !localPath(removeDotSegments(cur)) {
-		return "/"
-	}
-	return rd
 }
+
+// maxDecodings is how often safeRedirect percent-decodes rd looking for a
+// form that is not a local path; rd that still changes after that is
+// refused.
+const maxDecodings = 4
 
 // removeDotSegments applies RFC 3986 §5.2.4 to the path of ref (the part
 // before '?' or '#'), treating a segment whose percent-decoded value is "."
