@@ -487,6 +487,25 @@ func accountName(sess *token.Session) string {
 	return sess.Subject
 }
 
+// identityValue is one input of a form login as the per-identity limit
+// counts it: letters and digits only, in upper case, without an
+// international call prefix, so that one phone number or code written in
+// other ways ("+372 5123 4567", "0037251234567", "+372-5123-4567") is one
+// person. Merging more than the provider would is harmless: it only limits
+// sooner.
+func identityValue(v string) string {
+	v = strings.Map(func(r rune) rune {
+		switch {
+		case r >= '0' && r <= '9', r >= 'A' && r <= 'Z':
+			return r
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		}
+		return -1
+	}, v)
+	return strings.TrimPrefix(v, "00")
+}
+
 // identityKey names the person a form login is for (a phone number and a
 // personal code) for the per-identity limit: a hash, kept in memory only,
 // never logged.
@@ -502,7 +521,7 @@ func identityKey(provider string, input map[string]string) string {
 		h.Write([]byte{0})
 		h.Write([]byte(k))
 		h.Write([]byte{0})
-		h.Write([]byte(strings.Join(strings.Fields(strings.ToUpper(input[k])), "")))
+		h.Write([]byte(identityValue(input[k])))
 	}
 	return "id:" + hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -28,6 +28,7 @@ var metrics = struct {
 	logouts          prometheus.Counter
 	oidcTokens       *prometheus.CounterVec
 	oidcErrors       *prometheus.CounterVec
+	heldPolls        prometheus.Gauge
 }{
 	loginsStarted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "caddy", Subsystem: "idv", Name: "logins_started_total",
 		Help: "Logins started at a provider."}, []string{"provider"}),
@@ -45,19 +46,21 @@ var metrics = struct {
 	tokenChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "caddy", Subsystem: "idv", Name: "token_checks_total",
 		Help: "Session tokens checked by the gate, by result (ok, expired, revoked, invalid, wrong_audience)."}, []string{"result"}),
 	rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "caddy", Subsystem: "idv", Name: "rate_limited_total",
-		Help: "Requests refused by a rate limit (per_address, total, oidc_client_auth)."}, []string{"limit"}),
+		Help: "Requests refused by a rate limit (per_address, total, per_identity, oidc_client_auth), and long-polls answered at once instead of held (long_poll)."}, []string{"limit"}),
 	logouts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "caddy", Subsystem: "idv", Name: "logouts_total",
 		Help: "Sessions ended by a logout (POST logout or the OpenID Connect end_session endpoint)."}),
 	oidcTokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "caddy", Subsystem: "idv", Name: "oidc_tokens_issued_total",
 		Help: "Token responses of the OpenID Connect token endpoint."}, []string{"client_id", "grant_type"}),
 	oidcErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "caddy", Subsystem: "idv", Name: "oidc_errors_total",
 		Help: "Error answers of the OpenID Connect endpoints, by OAuth error code."}, []string{"endpoint", "error"}),
+	heldPolls: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "caddy", Subsystem: "idv", Name: "long_polls_held",
+		Help: "Login status long-polls this instance holds open now."}),
 }
 
 func allCollectors() []prometheus.Collector {
 	m := &metrics
 	return []prometheus.Collector{m.loginsStarted, m.loginsFinished, m.loginDuration, m.pendingLogins, m.providerRequests,
-		m.providerDuration, m.tokenChecks, m.rateLimited, m.logouts, m.oidcTokens, m.oidcErrors}
+		m.providerDuration, m.tokenChecks, m.rateLimited, m.logouts, m.oidcTokens, m.oidcErrors, m.heldPolls}
 }
 
 // registerMetrics registers the collectors in reg once: a second idv

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -203,7 +204,7 @@ func (h *Handler) openOIDC() error {
 		Logger:          h.logger.Named("oidc"),
 		Events:          h.oidcEvent,
 		SessionLifetime: time.Duration(h.sc.Lifetime),
-		ClientAddress:   clientAddress,
+		ClientAddress:   func(r *http.Request) string { return addressKey(clientAddress(r)) }, // IPv6 per /64
 	})
 	if err != nil {
 		return fmt.Errorf("idv: %w", err)

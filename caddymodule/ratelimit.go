@@ -109,8 +109,12 @@ func (l *limiter) sweepLocked(now time.Time) {
 // address itself for IPv4 (and anything that does not parse).
 func addressKey(addr string) string {
 	ip, err := netip.ParseAddr(addr)
-	if err != nil || ip.Is4() || ip.Is4In6() {
+	if err != nil || ip.Is4() {
 		return addr
+	}
+	if ip.Is4In6() {
+		// ::ffff:192.0.2.1 is 192.0.2.1, however the listener spells it.
+		return ip.Unmap().String()
 	}
 	p, err := ip.Prefix(64)
 	if err != nil {
@@ -152,13 +156,16 @@ func (h *holds) take(addr, login string) (func(), bool) {
 		perAddress = maxHeldPerAddress
 	}
 	if h.byAddr[addr] >= perAddress || h.byLogin[login] >= maxHeldPerLogin {
+		metrics.rateLimited.WithLabelValues("long_poll").Inc()
 		return nil, false
 	}
 	h.byAddr[addr]++
 	h.byLogin[login]++
+	metrics.heldPolls.Inc()
 	return func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		metrics.heldPolls.Dec()
 		if h.byAddr[addr]--; h.byAddr[addr] <= 0 {
 			delete(h.byAddr, addr)
 		}

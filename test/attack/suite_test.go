@@ -163,9 +163,11 @@ type suite struct {
 
 // options tune a suite for a class.
 type options struct {
-	global string // more global options
-	idv    string // more lines inside the idv block
-	env    []string
+	global  string // more global options
+	servers string // more lines in the global servers block (trusted_proxies, ...)
+	idv     string // more lines inside the idv block
+	limits  string // the idv block's limit block (default: high enough for every other class)
+	env     []string
 }
 
 const appSecret = "app-secret-0123456789-abcdef"
@@ -186,6 +188,10 @@ func newSuite(t *testing.T, o options) *suite {
 	if err := os.WriteFile(ca, gw.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	limits := o.limits
+	if limits == "" {
+		limits = "limit {\n\t\t\tper_address 100000 1m\n\t\t\ttotal 1000000 1m\n\t\t}"
+	}
 	site := `
 	@protected not path /public/*
 	idv @protected {
@@ -200,10 +206,7 @@ func newSuite(t *testing.T, o options) *suite {
 		}
 		header X-User sub
 		header X-User-Name name
-		limit {
-			per_address 100000 1m
-			total       1000000 1m
-		}
+		` + limits + `
 		oidc {
 			issuer {url}
 			client app {
@@ -217,6 +220,7 @@ func newSuite(t *testing.T, o options) *suite {
 		}
 		` + o.idv + `
 	}
+	metrics /public/metrics
 	reverse_proxy ` + strings.TrimPrefix(s.up.URL, "http://") + `
 `
 	global := `servers {
@@ -224,6 +228,7 @@ func newSuite(t *testing.T, o options) *suite {
 			read_header 5s
 			read_body   10s
 		}
+		` + o.servers + `
 	}
 	` + o.global
 	env := append([]string{"MARKSIGN_TOKEN=" + gw.AccessToken(), "APP_SECRET=" + appSecret}, o.env...)
@@ -589,4 +594,21 @@ func assertLocal(t *testing.T, base, target, payload string) {
 		}
 		cur = next
 	}
+}
+
+// metric is the value of an unlabelled series of the instance's metrics
+// (0 when absent).
+func (s *suite) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	a := do(t, e2e.NewBrowser(), http.MethodGet, s.url("/public/metrics"), nil, nil)
+	want(t, a, http.StatusOK)
+	for _, line := range strings.Split(string(a.body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f
+			}
+		}
+	}
+	return 0
 }
