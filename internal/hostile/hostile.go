@@ -566,3 +566,29 @@ func (h *hangReader) Read([]byte) (int, error) {
 	<-h.ctx.Done()
 	return 0, h.ctx.Err()
 }
+
+// ParseSetting reads a command's "-hostile <route>=<mode>" flag value;
+// route must be one of known.
+func ParseSetting(s string, known []string) (route string, m Mode, err error) {
+	route, name, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", None, fmt.Errorf("hostile: want <route>=<mode>, got %q", s)
+	}
+	found := false
+	for _, k := range known {
+		found = found || k == route
+	}
+	if !found {
+		return "", None, fmt.Errorf("hostile: unknown route %q (known: %s)", route, strings.Join(known, ", "))
+	}
+	if m, err = ParseMode(name); err != nil {
+		return "", None, err
+	}
+	return route, m, nil
+}
+
+// Usage describes the -hostile flag of a command whose routes are known.
+func Usage(known []string) string {
+	return "answer `route=mode` hostilely, repeatable; routes: " + strings.Join(known, ", ") +
+		"; modes: " + strings.Join(names[1:], ", ")
+}

@@ -352,3 +352,18 @@ func TestBody(t *testing.T) {
 		cancel()
 	}
 }
+
+func TestParseSetting(t *testing.T) {
+	known := []string{"login", "status"}
+	if r, m, err := ParseSetting("status=hang", known); err != nil || r != "status" || m != Hang {
+		t.Fatalf("%q %v %v", r, m, err)
+	}
+	for _, bad := range []string{"status", "poll=hang", "status=gentle", "=hang"} {
+		if _, _, err := ParseSetting(bad, known); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if u := Usage(known); !strings.Contains(u, "login, status") || !strings.Contains(u, "invalid-utf8") {
+		t.Errorf("usage %q", u)
+	}
+}
