@@ -11,11 +11,12 @@
 // and never takes such an answer for a completed one.
 //
 // A mode spoils the answer the service would really have given: Serve runs
-// the real handler first, into a bounded recorder, and keeps its status and
-// Content-Type. A truncated answer is the real one cut in half, wrong types
-// are the real fields with their types changed, and a huge answer carries
-// the real fields after its padding, so that a client reading it whole
-// would be fooled.
+// the real handler first, into a bounded recorder, with its side effects
+// (a session is created, a one-time answer is spent, as when a real answer
+// is lost on the way), and keeps its status and Content-Type. A truncated
+// answer is the real one cut in half, wrong types are the real fields with
+// their types changed, and a huge answer carries the real fields after its
+// padding, so that a client reading it whole would be fooled.
 //
 // Every mode runs in the handler's goroutine and starts no other. It
 // returns when its answer is written, when the client goes away (the

@@ -9,9 +9,9 @@
 // UWL session, and [Fake.Consent], [Fake.Submit], [Fake.Fail],
 // [Fake.Decline] drive an ID-verification session. [Fake.InjectFault]
 // breaks any endpoint (5xx, slow, malformed JSON, wrong key, replay, and the
-// hostile answers of internal/hostile). The
-// same hooks are reachable over HTTP under /_fake/ for the demo; they have no
-// authentication, so serve the fake on loopback only.
+// hostile answers of internal/hostile). The same hooks are reachable over
+// HTTP under /_fake/ for the demo; they have no authentication, so serve
+// the fake on loopback only.
 package fake1kosmos
 
 import (
