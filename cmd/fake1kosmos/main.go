@@ -9,6 +9,16 @@
 // get an Approve button, open an ID-verification link to consent and submit
 // a synthetic passport; http://<addr>/_fake/ lists every session. It is a
 // test tool: anyone who can reach it can approve any login.
+//
+// -hostile <endpoint>=<mode> makes an endpoint (community_info, caas_sd,
+// publickeys, session_new, session_info, session_response,
+// session_authenticate, userinfo, event, idv_create, idv_result) answer
+// every request in a hostile mode of internal/hostile, to see how the
+// module copes with a tenant gone bad: huge, endless, truncated, not-json,
+// wrong-types, null, deep-nesting, wrong-content-type, invalid-utf8, slow or
+// hang. Repeat it for several endpoints, e.g.
+//
+//	go run ./cmd/fake1kosmos -hostile caas_sd=huge -hostile session_response=slow
 package main
 
 import (
@@ -24,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/caddy-idv/caddy-idv/internal/hostile"
 	"github.com/caddy-idv/caddy-idv/providers/onekosmos/fake1kosmos"
 )
 
@@ -33,6 +44,18 @@ func main() {
 	idvTTL := flag.Duration("idv-ttl", 15*time.Minute, "ID-verification session lifetime")
 	license := flag.String("license", "fake-license-key", "the licence key the fake accepts")
 	dvc := flag.String("dvc", "fake_dvcid", "the ID-verification workflow (dvcID) the fake knows")
+	ops := make([]string, len(fake1kosmos.Ops))
+	for i, op := range fake1kosmos.Ops {
+		ops[i] = string(op)
+	}
+	faults := map[fake1kosmos.Op]fake1kosmos.Fault{}
+	flag.Func("hostile", hostile.Usage(ops), func(s string) error {
+		op, m, err := hostile.ParseSetting(s, ops)
+		if err == nil {
+			faults[fake1kosmos.Op(op)] = fake1kosmos.Fault{Hostile: m}
+		}
+		return err
+	})
 	flag.Parse()
 
 	host, _, err := net.SplitHostPort(*addr)
@@ -47,6 +70,10 @@ func main() {
 		log.Fatalf("fake1kosmos: %v", err)
 	}
 	f := fake1kosmos.New(fake1kosmos.Config{TTL: *ttl, IDVTTL: *idvTTL, LicenseKey: *license, DvcIDs: []string{*dvc}})
+	for op, fl := range faults {
+		f.InjectFault(op, fl)
+		fmt.Printf("endpoint %s answers %s\n", op, fl.Hostile)
+	}
 	cfg := f.Config()
 	base := "http://" + ln.Addr().String()
 	fmt.Printf(`fake1kosmos: a fake 1Kosmos tenant on %[1]s (not for production)

@@ -3,6 +3,14 @@
 // writes its test CA to a file and prints the Caddyfile lines that point the
 // marksign_mobileid provider at it. Confirm logins at /fake/ (the "phone"),
 // or start it with -auto 5s to approve every login after five seconds.
+//
+// -hostile <route>=<mode> makes a route (login, status, remove) answer
+// every request in a hostile mode of internal/hostile, to see how the
+// module copes with a gateway gone bad: huge, endless, truncated, not-json,
+// wrong-types, null, deep-nesting, wrong-content-type, invalid-utf8, slow or
+// hang. Repeat it for several routes, e.g.
+//
+//	go run ./cmd/fakemarksign -hostile status=slow -hostile remove=hang
 package main
 
 import (
@@ -15,6 +23,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/caddy-idv/caddy-idv/internal/hostile"
 	"github.com/caddy-idv/caddy-idv/providers/marksign/fakemarksign"
 )
 
@@ -22,10 +31,22 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8093", "loopback address to listen on")
 	auto := flag.Duration("auto", 0, "approve every login this long after it starts (0: use the /fake/ page)")
 	caFile := flag.String("ca", filepath.Join(os.TempDir(), "fakemarksign-ca.pem"), "where to write the test CA certificate")
+	faults := map[string]fakemarksign.Fault{}
+	flag.Func("hostile", hostile.Usage(fakemarksign.Routes), func(s string) error {
+		route, m, err := hostile.ParseSetting(s, fakemarksign.Routes)
+		if err == nil {
+			faults[route] = fakemarksign.Fault{Hostile: m}
+		}
+		return err
+	})
 	flag.Parse()
 	fake, err := fakemarksign.New(fakemarksign.Options{AutoApprove: *auto})
 	if err != nil {
 		log.Fatal(err)
+	}
+	for route, f := range faults {
+		fake.Inject(route, f)
+		fmt.Fprintf(os.Stdout, "route %s answers %s\n", route, f.Hostile)
 	}
 	if err := os.WriteFile(*caFile, fake.CAPEM(), 0o644); err != nil {
 		log.Fatal(err)

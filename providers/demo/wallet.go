@@ -14,7 +14,8 @@ import (
 	"github.com/caddy-idv/caddy-idv/templates"
 )
 
-// Routes implements providers.Router: the wallet page and its two buttons.
+// Routes implements providers.Router: the wallet page and its two buttons,
+// which take no request body (413 when there is one).
 //
 //	GET  /demo/wallet/{id}
 //	POST /demo/wallet/{id}/approve
@@ -104,8 +105,28 @@ func (p *provider) render(w http.ResponseWriter, r *http.Request, status int, id
 }
 
 // decide records Approve or Decline once. A second decision, a decision
-// after expiry and a decision for an unknown login are refused.
+// after expiry and a decision for an unknown login are refused, and so is
+// a request with a body.
 func (p *provider) decide(w http.ResponseWriter, r *http.Request, approve bool) {
+	// The buttons post an empty form. A body (of any size, announced or
+	// chunked) is refused before a byte of it is read, so that a huge,
+	// endless or trickling one costs nothing and decides nothing. The
+	// connection is closed after the answer: otherwise the server would
+	// read up to 256 KiB of the body before sending it.
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+		const msg = "The demo wallet could not record your answer. Try again."
+		if wantsJSON(r) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body_not_allowed", "message": msg})
+			return
+		}
+		p.host.Pages.Render(w, r, http.StatusRequestEntityTooLarge, "error", templates.Error{
+			Page:    templates.Page{Prefix: p.env.Prefix},
+			Status:  http.StatusRequestEntityTooLarge,
+			Message: msg,
+		})
+		return
+	}
 	ctx := r.Context()
 	id := r.PathValue("id")
 	rec, state, same, err := p.walletState(ctx, id)

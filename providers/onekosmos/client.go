@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddy-idv/caddy-idv/providers"
 )
@@ -304,8 +305,9 @@ type Call struct {
 
 // Do sends an authenticated call with the publickey, licensekey and
 // requestid headers and returns the status and the body (at most MaxBody
-// bytes). Transport errors are returned as errors; every HTTP status is an
-// answer for the caller to judge.
+// bytes). Transport errors are returned as errors, and so are a body over
+// MaxBody and a 2xx body that is not UTF-8 (as *ProtocolError); every HTTP
+// status is an answer for the caller to judge.
 func (c *Client) Do(ctx context.Context, call Call) (int, []byte, error) {
 	if c.Key == nil || call.Peer.IsZero() {
 		return 0, nil, fmt.Errorf("onekosmos: %s: no key", call.Op)
@@ -376,6 +378,12 @@ func (c *Client) do(ctx context.Context, op, method, u string, body []byte, h ma
 	}
 	if len(raw) > MaxBody {
 		return 0, nil, &ProtocolError{op, fmt.Errorf("answer larger than %d bytes", MaxBody)}
+	}
+	// JSON is UTF-8 (RFC 8259). encoding/json would quietly turn bad bytes
+	// into U+FFFD and carry on with, say, a mangled service URL. Error
+	// bodies are only quoted, and Message makes them valid.
+	if resp.StatusCode/100 == 2 && !utf8.Valid(raw) {
+		return 0, nil, &ProtocolError{op, errors.New("answer is not valid UTF-8")}
 	}
 	return resp.StatusCode, raw, nil
 }

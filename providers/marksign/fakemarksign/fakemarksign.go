@@ -4,8 +4,9 @@
 // prefix, issuing certificates from a test CA it generates.
 //
 // Tests make the phone act with Approve, Refuse, Expire and Error, and
-// inject transport faults with Inject. The local demo can approve on its
-// own (Options.AutoApprove) or through the page at /fake/.
+// inject transport faults and hostile answers (internal/hostile) with
+// Inject. The local demo can approve on its own (Options.AutoApprove) or
+// through the page at /fake/.
 package fakemarksign
 
 import (
@@ -29,6 +30,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/caddy-idv/caddy-idv/internal/hostile"
 )
 
 // Account is a Mobile-ID user: a phone number bound to a personal code.
@@ -72,7 +75,10 @@ type Fault struct {
 	Status int           // answer this status with Body instead of the real answer
 	Body   string        // body for Status; with Status 0, replaces a 200 answer's body
 	Delay  time.Duration // wait this long first (or until the client gives up)
-	Times  int           // how many requests it applies to; 0 = until ClearFaults
+	// Hostile spoils the answer (the real one, or Status and Body) in a
+	// hostile mode: huge, endless, truncated, malformed, slow or hanging.
+	Hostile hostile.Mode
+	Times   int // how many requests it applies to; 0 = until ClearFaults
 }
 
 // Routes that Inject and Count name.
@@ -81,6 +87,9 @@ const (
 	RouteStatus = "status"
 	RouteRemove = "remove"
 )
+
+// Routes lists the routes, for tools that take a route's name.
+var Routes = []string{RouteLogin, RouteStatus, RouteRemove}
 
 // Server is the fake; create it with New.
 type Server struct {
@@ -289,15 +298,17 @@ func (s *Server) route(name string, h http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 		}
+		next := h
 		if f.Status != 0 || f.Body != "" {
-			w.Header().Set("Content-Type", "application/json")
-			if f.Status != 0 {
-				w.WriteHeader(f.Status)
+			next = func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if f.Status != 0 {
+					w.WriteHeader(f.Status)
+				}
+				_, _ = io.WriteString(w, f.Body)
 			}
-			_, _ = io.WriteString(w, f.Body)
-			return
 		}
-		h(w, r)
+		hostile.Serve(w, r, f.Hostile, next)
 	}
 }
 

@@ -8,12 +8,14 @@
 // The phone is simulated by hooks: [Fake.Approve] with a [Wallet] answers a
 // UWL session, and [Fake.Consent], [Fake.Submit], [Fake.Fail],
 // [Fake.Decline] drive an ID-verification session. [Fake.InjectFault]
-// breaks any endpoint (5xx, slow, malformed JSON, wrong key, replay). The
-// same hooks are reachable over HTTP under /_fake/ for the demo; they have no
-// authentication, so serve the fake on loopback only.
+// breaks any endpoint (5xx, slow, malformed JSON, wrong key, replay, and the
+// hostile answers of internal/hostile). The same hooks are reachable over
+// HTTP under /_fake/ for the demo; they have no authentication, so serve
+// the fake on loopback only.
 package fake1kosmos
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -24,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-idv/caddy-idv/internal/hostile"
 	"github.com/caddy-idv/caddy-idv/providers/onekosmos"
 )
 
@@ -98,6 +101,10 @@ const (
 	OpIDVResult     Op = "idv_result"
 )
 
+// Ops lists the endpoints, for tools that take an endpoint's name.
+var Ops = []Op{OpCommunityInfo, OpDiscovery, OpPublicKeys, OpSessionNew, OpSessionInfo, OpPoll,
+	OpAuthenticate, OpUserInfo, OpEvent, OpIDVCreate, OpIDVResult}
+
 // Fault changes how an endpoint answers, for its next Times calls (0: until
 // cleared).
 type Fault struct {
@@ -119,7 +126,11 @@ type Fault struct {
 	// Replay keeps serving a UWL answer after it was delivered once,
 	// instead of "doesn't exist".
 	Replay bool
-	Times  int
+	// Hostile spoils the answer (the real one, or Status and Body, or the
+	// malformed one) in a hostile mode: huge, endless, truncated,
+	// malformed, slow or hanging.
+	Hostile hostile.Mode
+	Times   int
 }
 
 // Fake is a 1Kosmos tenant. It is an http.Handler.
@@ -256,50 +267,77 @@ func (f *Fake) fault(op Op) *Fault {
 	return &c
 }
 
-// applyFault handles the faults that replace the whole answer and reports
-// whether it answered.
-func applyFault(w http.ResponseWriter, r *http.Request, fl *Fault) bool {
-	if fl == nil {
-		return false
-	}
-	if fl.Delay > 0 {
-		t := time.NewTimer(fl.Delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return true
+type faultKey struct{}
+
+// op counts a call of op and applies its fault: the faults that replace the
+// whole answer here, the others (WrongKey, Truncate, SessionID, Replay) in
+// h, which finds the fault with faultOf.
+func (f *Fake) op(op Op, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		fl := f.fault(op)
+		if fl == nil {
+			h(w, r)
+			return
 		}
+		if fl.Delay > 0 {
+			t := time.NewTimer(fl.Delay)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		next := func(w http.ResponseWriter, r *http.Request) {
+			h(w, r.WithContext(context.WithValue(r.Context(), faultKey{}, fl)))
+		}
+		switch {
+		case fl.Status != 0:
+			next = func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(fl.Status)
+				_, _ = io.WriteString(w, fl.Body)
+			}
+		case fl.Malformed:
+			next = func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{"sessionId": "x", "data": `)
+			}
+		}
+		hostile.Serve(w, r, fl.Hostile, http.HandlerFunc(next))
 	}
-	switch {
-	case fl.Status != 0:
-		w.WriteHeader(fl.Status)
-		_, _ = io.WriteString(w, fl.Body)
-		return true
-	case fl.Malformed:
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"sessionId": "x", "data": `)
-		return true
-	}
-	return false
+}
+
+// faultOf is the fault op passed on to the handler, or nil.
+func faultOf(r *http.Request) *Fault {
+	fl, _ := r.Context().Value(faultKey{}).(*Fault)
+	return fl
 }
 
 func (f *Fake) routes() {
 	m := http.NewServeMux()
-	m.HandleFunc("POST /api/r1/system/community_info/fetch", f.communityInfo)
-	m.HandleFunc("GET /caas/sd", f.discovery)
-	m.HandleFunc("GET /sessions/publickeys", f.publicKey(f.sessionsKey))
-	m.HandleFunc("GET /docuverify/publickeys", f.publicKey(f.docuverifyKey))
-	m.HandleFunc("GET /events/publickeys", f.publicKey(f.eventsKey))
-	m.HandleFunc("PUT /sessions/session/new", f.sessionNew)
-	m.HandleFunc("GET /sessions/session/{id}", f.sessionInfo)
-	m.HandleFunc("GET /sessions/session/{id}/response", f.sessionResponse)
-	m.HandleFunc("POST /sessions/session/{id}/authenticate", f.sessionAuthenticate)
-	m.HandleFunc("GET /api/r1/community/{community}/userdid/{did}/userinfo", f.userInfo)
-	m.HandleFunc("PUT /events/tenant/{tenant}/community/{community}/event/{name}", f.event)
-	m.HandleFunc("POST /docuverify/document_share_session/create", f.idvCreate)
-	m.HandleFunc("POST /docuverify/v3/document_share_session/result", f.idvResult)
-	m.HandleFunc("POST /docuverify/document_share_session/result", f.idvResult)
+	m.HandleFunc("POST /api/r1/system/community_info/fetch", f.op(OpCommunityInfo, f.communityInfo))
+	m.HandleFunc("GET /caas/sd", f.op(OpDiscovery, f.discovery))
+	m.HandleFunc("GET /sessions/publickeys", f.op(OpPublicKeys, f.publicKey(f.sessionsKey)))
+	m.HandleFunc("GET /docuverify/publickeys", f.op(OpPublicKeys, f.publicKey(f.docuverifyKey)))
+	m.HandleFunc("GET /events/publickeys", f.op(OpPublicKeys, f.publicKey(f.eventsKey)))
+	m.HandleFunc("PUT /sessions/session/new", f.op(OpSessionNew, f.sessionNew))
+	sessionInfo := f.op(OpSessionInfo, f.sessionInfo)
+	m.HandleFunc("GET /sessions/session/{id}", func(w http.ResponseWriter, r *http.Request) {
+		// A person who opens the QR link in a browser gets the simulated
+		// app; the protocol's callers ask for JSON.
+		if strings.Contains(r.Header.Get("Accept"), "text/html") {
+			f.walletPage(w, r, r.PathValue("id"))
+			return
+		}
+		sessionInfo(w, r)
+	})
+	m.HandleFunc("GET /sessions/session/{id}/response", f.op(OpPoll, f.sessionResponse))
+	m.HandleFunc("POST /sessions/session/{id}/authenticate", f.op(OpAuthenticate, f.sessionAuthenticate))
+	m.HandleFunc("GET /api/r1/community/{community}/userdid/{did}/userinfo", f.op(OpUserInfo, f.userInfo))
+	m.HandleFunc("PUT /events/tenant/{tenant}/community/{community}/event/{name}", f.op(OpEvent, f.event))
+	m.HandleFunc("POST /docuverify/document_share_session/create", f.op(OpIDVCreate, f.idvCreate))
+	m.HandleFunc("POST /docuverify/v3/document_share_session/result", f.op(OpIDVResult, f.idvResult))
+	m.HandleFunc("POST /docuverify/document_share_session/result", f.op(OpIDVResult, f.idvResult))
 	m.HandleFunc("GET /idproofing/session/{id}", f.capturePage)
 	m.HandleFunc("GET /_fake/{$}", f.indexPage)
 	m.HandleFunc("POST /_fake/blockid/{id}/{action}", f.uwlHook)
@@ -334,9 +372,6 @@ func origin(r *http.Request) string {
 }
 
 func (f *Fake) communityInfo(w http.ResponseWriter, r *http.Request) {
-	if applyFault(w, r, f.fault(OpCommunityInfo)) {
-		return
-	}
 	var req struct {
 		DNS           string `json:"dns"`
 		TenantID      string `json:"tenantId"`
@@ -363,9 +398,6 @@ func (f *Fake) communityInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Fake) discovery(w http.ResponseWriter, r *http.Request) {
-	if applyFault(w, r, f.fault(OpDiscovery)) {
-		return
-	}
 	o := origin(r)
 	writeJSON(w, http.StatusOK, map[string]string{
 		"sessions":        o + "/sessions",
@@ -381,9 +413,6 @@ func (f *Fake) discovery(w http.ResponseWriter, r *http.Request) {
 
 func (f *Fake) publicKey(k *onekosmos.KeyPair) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if applyFault(w, r, f.fault(OpPublicKeys)) {
-			return
-		}
 		writeJSON(w, http.StatusOK, map[string]string{"publicKey": k.Public().String()})
 	}
 }

@@ -73,9 +73,6 @@ func (f *Fake) idvState(s *idvSession, now time.Time) string {
 }
 
 func (f *Fake) idvCreate(w http.ResponseWriter, r *http.Request) {
-	if applyFault(w, r, f.fault(OpIDVCreate)) {
-		return
-	}
 	_, shared, plain, ok := f.openBody(w, r)
 	if !ok {
 		return
@@ -135,10 +132,7 @@ func (f *Fake) idvCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Fake) idvResult(w http.ResponseWriter, r *http.Request) {
-	fl := f.fault(OpIDVResult)
-	if applyFault(w, r, fl) {
-		return
-	}
+	fl := faultOf(r)
 	caller, shared, plain, ok := f.openBody(w, r)
 	if !ok {
 		return

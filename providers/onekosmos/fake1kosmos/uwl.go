@@ -90,9 +90,6 @@ func (f *Fake) uwlError(w http.ResponseWriter, status int, msg string) {
 }
 
 func (f *Fake) sessionNew(w http.ResponseWriter, r *http.Request) {
-	if applyFault(w, r, f.fault(OpSessionNew)) {
-		return
-	}
 	caller, _, err := f.authenticate(r, f.sessionsKey, true)
 	if err != nil {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"code": 401, "message": "Invalid or Unauthorized License"})
@@ -141,15 +138,6 @@ func (s *uwlSession) document() map[string]any {
 
 func (f *Fake) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	// A person who opens the QR link in a browser gets the simulated app;
-	// the protocol's callers ask for JSON.
-	if strings.Contains(r.Header.Get("Accept"), "text/html") {
-		f.walletPage(w, r, id)
-		return
-	}
-	if applyFault(w, r, f.fault(OpSessionInfo)) {
-		return
-	}
 	f.mu.Lock()
 	s := f.uwl[id]
 	var doc map[string]any
@@ -170,10 +158,7 @@ func (f *Fake) sessionInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Fake) sessionResponse(w http.ResponseWriter, r *http.Request) {
-	fl := f.fault(OpPoll)
-	if applyFault(w, r, fl) {
-		return
-	}
+	fl := faultOf(r)
 	if _, _, err := f.authenticate(r, f.sessionsKey, true); err != nil {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"code": 401, "message": "Invalid or Unauthorized License"})
 		return
@@ -308,9 +293,6 @@ func (f *Fake) Approve(id string, wl *Wallet, o ApproveOptions) error {
 }
 
 func (f *Fake) sessionAuthenticate(w http.ResponseWriter, r *http.Request) {
-	if applyFault(w, r, f.fault(OpAuthenticate)) {
-		return
-	}
 	caller, _, err := f.authenticate(r, f.sessionsKey, false)
 	if err != nil {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"code": 401, "message": "Unauthorized"})
@@ -353,10 +335,7 @@ func (f *Fake) sessionAuthenticate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Fake) userInfo(w http.ResponseWriter, r *http.Request) {
-	fl := f.fault(OpUserInfo)
-	if applyFault(w, r, fl) {
-		return
-	}
+	fl := faultOf(r)
 	if r.Header.Get("X-TenantTag") != f.tenantTag {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"code": 401, "message": "Unauthorized"})
 		return
@@ -405,9 +384,6 @@ func (f *Fake) userInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Fake) event(w http.ResponseWriter, r *http.Request) {
-	if applyFault(w, r, f.fault(OpEvent)) {
-		return
-	}
 	if _, _, err := f.authenticate(r, f.eventsKey, true); err != nil {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"code": 401, "message": "Unauthorized"})
 		return

@@ -4,10 +4,10 @@
 // JWSs, deletion, images and the JWKS, on one http.Handler so that a single
 // base_url stands in for all of uqudo's hosts.
 //
-// Tests drive the phone with Complete and inject faults with Fail and the
-// fields of Result. It does not implement uqudo's web socket
-// (docs/providers/uqudo.md, step Q3):
-// the provider polls the Info API instead.
+// Tests drive the phone with Complete and inject faults with Fail (transport
+// faults and the hostile answers of internal/hostile) and the fields of
+// Result. It does not implement uqudo's web socket (docs/providers/uqudo.md,
+// step Q3): the provider polls the Info API instead.
 package fakeuqudo
 
 import (
@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-idv/caddy-idv/internal/hostile"
 )
 
 // Options configures a fake. Zero values take the defaults shown.
@@ -44,6 +46,9 @@ type Options struct {
 	KeepResults bool
 	// Now is the fake's clock; default time.Now.
 	Now func() time.Time
+	// Key is the result signing key; default a fresh RSA 2048 key. Tests
+	// that make many fakes share one, as making it is slow.
+	Key *rsa.PrivateKey
 }
 
 // Person is whose document the phone reads.
@@ -91,7 +96,10 @@ type Fault struct {
 	Status int           // answer this status (with Body) instead of the real answer
 	Body   string        // body for Status; also replaces a 200 answer's body when Status is 0
 	Delay  time.Duration // wait this long first (or until the client gives up)
-	Times  int           // how many requests it applies to; 0 = until ClearFaults
+	// Hostile spoils the answer (the real one, or Status and Body) in a
+	// hostile mode: huge, endless, truncated, malformed, slow or hanging.
+	Hostile hostile.Mode
+	Times   int // how many requests it applies to; 0 = until ClearFaults
 }
 
 // Routes that Fail and Count name.
@@ -105,6 +113,9 @@ const (
 	RouteImage         = "image"
 	RouteJWKS          = "jwks"
 )
+
+// Routes lists the routes, for tools that take a route's name.
+var Routes = []string{RouteToken, RouteCreate, RoutePhone, RouteDeleteSession, RouteInfo, RouteDeleteInfo, RouteImage, RouteJWKS}
 
 // Server is the fake. Its zero value is not usable; call New.
 type Server struct {
@@ -155,9 +166,12 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, fmt.Errorf("fakeuqudo: key: %w", err)
+	key := opts.Key
+	if key == nil {
+		var err error
+		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			return nil, fmt.Errorf("fakeuqudo: key: %w", err)
+		}
 	}
 	s := &Server{
 		opts: opts, key: key, kid: kidOf(&key.PublicKey),
@@ -307,18 +321,17 @@ func (s *Server) route(name string, h http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 		}
-		if f.Status != 0 {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(f.Status)
-			_, _ = io.WriteString(w, f.Body)
-			return
+		next := h
+		if f.Status != 0 || f.Body != "" {
+			next = func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if f.Status != 0 {
+					w.WriteHeader(f.Status)
+				}
+				_, _ = io.WriteString(w, f.Body)
+			}
 		}
-		if f.Body != "" {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, f.Body)
-			return
-		}
-		h(w, r)
+		hostile.Serve(w, r, f.Hostile, next)
 	}
 }
 
