@@ -446,3 +446,33 @@ func TestIdentityHeadersStrippedOutsideTheMatcher(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentityHeadersReachUpstreamInsideTheMatcher: with `idv <matcher>`
+// and header rules, the route that deletes the names for every request was
+// sorted after the idv route (Caddy sorts a directive's routes with a
+// matcher first), so it deleted the headers idv had just set: the upstream
+// never got an identity. Found by the attack suite.
+func TestIdentityHeadersReachUpstreamInsideTheMatcher(t *testing.T) {
+	inst := e2e.Start(t, `
+	idv /app* {
+		provider demo {
+			user "Ada Lovelace"
+		}
+		header X-User sub
+		header X-User-Name name
+	}
+	respond "x-user=[{http.request.header.X-User}] name=[{http.request.header.X-User-Name}]"
+`, e2e.Options{})
+	b := e2e.NewBrowser()
+	if _, st := login(t, inst, b, nil, "/app"); st.State != "completed" {
+		t.Fatal(st)
+	}
+	code, _, body := b.Do(t, http.MethodGet, inst.URL+"/app", nil, map[string]string{"X-User": "admin"})
+	if code != http.StatusOK || !strings.Contains(string(body), "x-user=[demo-") || !strings.Contains(string(body), "name=[Ada Lovelace]") {
+		t.Fatalf("inside the matcher: %d %s", code, body)
+	}
+	code, _, body = b.Do(t, http.MethodGet, inst.URL+"/public", nil, map[string]string{"X-User": "admin"})
+	if code != http.StatusOK || string(body) != "x-user=[] name=[]" {
+		t.Fatalf("outside the matcher: %d %s", code, body)
+	}
+}

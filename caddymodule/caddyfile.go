@@ -67,12 +67,20 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if len(m.Headers) > 0 {
 		// Requests outside the matcher never reach the handler, which
 		// deletes client-supplied identity headers: delete them for every
-		// request of the site, before anything else of this directive.
+		// request of the site, before the handler. Both go into one route
+		// without a matcher (the strip handler, then the idv route as a
+		// subroute): as two routes, Caddy would sort the one with a matcher
+		// first, and the strip handler would delete what idv had set.
 		names := make([]string, len(m.Headers))
 		for i, hr := range m.Headers {
 			names[i] = hr.Header
 		}
-		vals = append(h.NewRoute(nil, &StripHeaders{Headers: names}), vals...)
+		sub := &caddyhttp.Subroute{Routes: caddyhttp.RouteList{route}}
+		outer := caddyhttp.Route{HandlersRaw: []json.RawMessage{
+			caddyconfig.JSONModuleObject(&StripHeaders{Headers: names}, "handler", "idv_strip_headers", nil),
+			caddyconfig.JSONModuleObject(sub, "handler", "subroute", nil),
+		}}
+		vals = []httpcaddyfile.ConfigValue{{Class: "route", Value: outer}}
 	}
 	return vals, nil
 }
