@@ -167,6 +167,7 @@ type options struct {
 	servers string // more lines in the global servers block (trusted_proxies, ...)
 	idv     string // more lines inside the idv block
 	limits  string // the idv block's limit block (default: high enough for every other class)
+	mobile  string // more lines in the Mobile-ID provider's block
 	env     []string
 }
 
@@ -203,6 +204,7 @@ func newSuite(t *testing.T, o options) *suite {
 			access_token {env.MARKSIGN_TOKEN}
 			trusted_ca   ` + ca + `
 			claims       name
+			` + o.mobile + `
 		}
 		header X-User sub
 		header X-User-Name name
