@@ -150,7 +150,7 @@ func TestAttackCookieTossing(t *testing.T) {
 	}
 	respond "other"
 `, e2e.Options{Storage: s.storage})
-	t.Cleanup(func() { s.checkLogs(t) })
+	t.Cleanup(func() { (&suite{inst: other}).checkLogs(t) })
 	otherB := e2e.NewBrowser()
 	code, _, body := otherB.Do(t, http.MethodPost, other.URL+"/.other/sessions", strings.NewReader(`{"provider":"demo"}`),
 		map[string]string{"Content-Type": "application/json", "Origin": other.URL})
@@ -201,7 +201,8 @@ func TestAttackCookieTossing(t *testing.T) {
 `, e2e.Options{Storage: shared.storage})
 	t.Cleanup(func() { shared.checkLogs(t) })
 
-	// pendingPair starts two logins in one browser and returns one.
+	// pendingOne starts a login in a fresh browser and returns its pending
+	// cookie's value too.
 	pendingOne := func(t *testing.T) (*e2e.Browser, e2e.Started, string) {
 		b := e2e.NewBrowser()
 		st := s.start(t, b, "/")
@@ -396,10 +397,10 @@ func TestAttackCookieTossing(t *testing.T) {
 		}},
 		{"pending cookie attributes on an https site", func(t *testing.T) {
 			_, started, _ := pub.publicLogin(t, pubOrigin)
-			c := setCookieNamed(started, "__Host-idv_session_login_")
-			if c == nil {
-				c = setCookieNamed(started, "idv_session_login_")
-			}
+			// Named after the configured cookie, not its __Host- form: a
+			// __Host- cookie must have Path=/, and this one is scoped to
+			// the prefix.
+			c := setCookieNamed(started, "idv_session_login_")
 			if c == nil || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/.idv/" || c.Domain != "" {
 				t.Fatalf("pending cookie: %v", started.header["Set-Cookie"])
 			}
