@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,8 +80,17 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(rel, "/static/"):
 		h.only(w, r, h.static.ServeHTTP, http.MethodGet, http.MethodHead)
 	default:
-		for path, handler := range h.routes {
-			if strings.HasPrefix(rel, path) {
+		// A provider's routes see the path without the prefix. One that is
+		// not canonical (dot segments, doubled or trailing slashes) would
+		// make an http.ServeMux redirect to its cleaned form, which has
+		// lost the prefix: a POST such as the wallet's approve would be
+		// sent on to the protected application. Such a path is nothing.
+		if path.Clean(rel) != rel {
+			h.writeError(w, r, errorf(http.StatusNotFound, "not_found", "There is nothing here."))
+			return
+		}
+		for route, handler := range h.routes {
+			if strings.HasPrefix(rel, route) {
 				r2 := r.Clone(r.Context())
 				r2.URL.Path = rel
 				r2.URL.RawPath = ""

@@ -100,16 +100,17 @@ func (h *Handler) openPending(name, value string) *pendingLogin {
 
 // pendingFor returns the login id that r's pending cookie binds, or nil when
 // r has no such cookie, it does not verify, or it is for another login.
+// Every cookie of the name is tried: one planted next to the real one (a
+// sibling subdomain's with a longer Path is sent first) must not lock the
+// browser out of its login.
 func (h *Handler) pendingFor(r *http.Request, id string) *pendingLogin {
-	c, err := r.Cookie(h.pendingCookieName(id))
-	if err != nil {
-		return nil
+	for _, c := range r.CookiesNamed(h.pendingCookieName(id)) {
+		pl := h.openPending(c.Name, c.Value)
+		if pl != nil && subtle.ConstantTimeCompare([]byte(pl.ID), []byte(id)) == 1 {
+			return pl
+		}
 	}
-	pl := h.openPending(c.Name, c.Value)
-	if pl == nil || subtle.ConstantTimeCompare([]byte(pl.ID), []byte(id)) != 1 {
-		return nil
-	}
-	return pl
+	return nil
 }
 
 // pendingLogins returns every login in progress r's pending cookies hold.
