@@ -72,7 +72,15 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 		for i, hr := range m.Headers {
 			names[i] = hr.Header
 		}
-		vals = append(h.NewRoute(nil, &StripHeaders{Headers: names}), vals...)
+		// The route matches every path: Caddy sorts the routes of one
+		// directive with a matcher before those without, so a route
+		// without one would run after the idv route and delete the
+		// headers the gate has just set.
+		every, err := json.Marshal([]string{"*"})
+		if err != nil {
+			return nil, err
+		}
+		vals = append(h.NewRoute(caddy.ModuleMap{"path": every}, &StripHeaders{Headers: names}), vals...)
 	}
 	return vals, nil
 }
