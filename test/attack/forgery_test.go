@@ -175,9 +175,9 @@ func newForge(t *testing.T, s *suite) *forge {
 
 // ---- Building tokens ----
 
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-func mustJSON(v any) []byte {
+func jsonOf(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err)
@@ -185,21 +185,21 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// signer signs a JWS signing input.
-type signer func(in []byte) []byte
+// jwsSigner signs a JWS signing input.
+type jwsSigner func(in []byte) []byte
 
 // compactJWS assembles header.payload.signature from raw JSON, signed by
 // sign (nil: an empty signature).
-func compactJWS(header, payload []byte, sign signer) string {
-	in := b64(header) + "." + b64(payload)
+func compactJWS(header, payload []byte, sign jwsSigner) string {
+	in := b64url(header) + "." + b64url(payload)
 	if sign == nil {
 		return in + "."
 	}
-	return in + "." + b64(sign([]byte(in)))
+	return in + "." + b64url(sign([]byte(in)))
 }
 
 // es256 signs as RFC 7518 §3.4 says: R and S, 32 bytes each.
-func es256(k *ecdsa.PrivateKey) signer {
+func es256(k *ecdsa.PrivateKey) jwsSigner {
 	return func(in []byte) []byte {
 		r, s := ecdsaSign(k, in)
 		return append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...)
@@ -215,7 +215,7 @@ func ecdsaSign(k *ecdsa.PrivateKey, in []byte) (*big.Int, *big.Int) {
 	return r, s
 }
 
-func rs256(k *rsa.PrivateKey) signer {
+func rs256(k *rsa.PrivateKey) jwsSigner {
 	return func(in []byte) []byte {
 		sum := sha256.Sum256(in)
 		sig, err := rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, sum[:])
@@ -226,7 +226,7 @@ func rs256(k *rsa.PrivateKey) signer {
 	}
 }
 
-func hs256(secret []byte) signer {
+func hs256(secret []byte) jwsSigner {
 	return func(in []byte) []byte {
 		m := hmac.New(sha256.New, secret)
 		m.Write(in)
@@ -236,11 +236,11 @@ func hs256(secret []byte) signer {
 
 func ecJWKOf(pub *ecdsa.PublicKey, kid string) map[string]string {
 	raw, _ := pub.Bytes()
-	return map[string]string{"kty": "EC", "crv": "P-256", "x": b64(raw[1:33]), "y": b64(raw[33:]), "kid": kid, "alg": "ES256", "use": "sig"}
+	return map[string]string{"kty": "EC", "crv": "P-256", "x": b64url(raw[1:33]), "y": b64url(raw[33:]), "kid": kid, "alg": "ES256", "use": "sig"}
 }
 
 // ours signs with the stolen key.
-func (f *forge) ours() signer { return es256(f.key.priv) }
+func (f *forge) ours() jwsSigner { return es256(f.key.priv) }
 
 // header is the valid header of kind k.
 func (f *forge) header(k tokenKind) map[string]any {
@@ -270,8 +270,8 @@ func (f *forge) claims(k tokenKind, mutate func(jwt.MapClaims)) jwt.MapClaims {
 }
 
 // token signs claims under header with sign.
-func (f *forge) token(header map[string]any, claims jwt.MapClaims, sign signer) string {
-	return compactJWS(mustJSON(header), mustJSON(claims), sign)
+func (f *forge) token(header map[string]any, claims jwt.MapClaims, sign jwsSigner) string {
+	return compactJWS(jsonOf(header), jsonOf(claims), sign)
 }
 
 // valid is a token of kind k that is valid in every way but mutate's.
@@ -281,7 +281,7 @@ func (f *forge) valid(k tokenKind, mutate func(jwt.MapClaims)) string {
 
 // withHeader is a token of kind k with valid claims under a header
 // changed by mutate, signed with sign.
-func (f *forge) withHeader(k tokenKind, mutate func(map[string]any), sign signer) string {
+func (f *forge) withHeader(k tokenKind, mutate func(map[string]any), sign jwsSigner) string {
 	h := f.header(k)
 	mutate(h)
 	return f.token(h, f.claims(k, nil), sign)
@@ -469,8 +469,8 @@ func (f *forge) refusedEverywhere(t *testing.T, fm forgeryForm) {
 	}
 }
 
-// only limits a form to some kinds.
-func only(kinds ...tokenKind) func(tokenKind) bool {
+// kindsOnly limits a form to some kinds.
+func kindsOnly(kinds ...tokenKind) func(tokenKind) bool {
 	return func(k tokenKind) bool {
 		for _, o := range kinds {
 			if o == k {
@@ -512,22 +512,24 @@ func claimForm(applies func(tokenKind) bool, mutations ...func(k tokenKind, c jw
 	}
 }
 
-func set(name string, v any) func(tokenKind, jwt.MapClaims) {
+// claimSet is a claim mutation that sets one claim.
+func claimSet(name string, v any) func(tokenKind, jwt.MapClaims) {
 	return func(_ tokenKind, c jwt.MapClaims) { c[name] = v }
 }
 
-// with sets one claim.
-func with(name string, v any) func(jwt.MapClaims) {
+// claimWith sets one claim.
+func claimWith(name string, v any) func(jwt.MapClaims) {
 	return func(c jwt.MapClaims) { c[name] = v }
 }
 
-func del(name string) func(tokenKind, jwt.MapClaims) {
+// claimDel is a claim mutation that deletes one claim.
+func claimDel(name string) func(tokenKind, jwt.MapClaims) {
 	return func(_ tokenKind, c jwt.MapClaims) { delete(c, name) }
 }
 
 func forgeryForms() []forgeryForm {
-	any3 := only(allKinds...)
-	timed := only(sessionKind, accessKind) // an id_token_hint's time is not checked (RP-Initiated Logout §2)
+	any3 := kindsOnly(allKinds...)
+	timed := kindsOnly(sessionKind, accessKind) // an id_token_hint's time is not checked (RP-Initiated Logout §2)
 	return []forgeryForm{
 		{"alg none in any letter case, with and without a signature", func(f *forge, k tokenKind) []string {
 			var out []string
@@ -581,7 +583,7 @@ func forgeryForms() []forgeryForm {
 			return []string{
 				f.withHeader(k, func(h map[string]any) { delete(h, "kid") }, f.ours()),
 				f.withHeader(k, func(h map[string]any) { h["kid"] = "" }, f.ours()),
-				f.withHeader(k, func(h map[string]any) { h["kid"] = b64(make([]byte, 32)) }, f.ours()),
+				f.withHeader(k, func(h map[string]any) { h["kid"] = b64url(make([]byte, 32)) }, f.ours()),
 				f.withHeader(k, func(h map[string]any) { h["kid"] = strings.ToUpper(f.key.kid) }, f.ours()),
 				f.withHeader(k, func(h map[string]any) { h["kid"] = f.key.kid + " " }, f.ours()),
 			}
@@ -644,15 +646,15 @@ func forgeryForms() []forgeryForm {
 				c["nbf"] = c["iat"]
 			}
 		})},
-		{"nbf in the future beyond the skew", claimForm(timed, set("nbf", time.Now().Add(2*time.Minute).Unix()))},
-		{"iat in the future beyond the skew", claimForm(timed, set("iat", time.Now().Add(2*time.Minute).Unix()))},
-		{"exp missing", claimForm(timed, del("exp"))},
+		{"nbf in the future beyond the skew", claimForm(timed, claimSet("nbf", time.Now().Add(2*time.Minute).Unix()))},
+		{"iat in the future beyond the skew", claimForm(timed, claimSet("iat", time.Now().Add(2*time.Minute).Unix()))},
+		{"exp missing", claimForm(timed, claimDel("exp"))},
 		{"iss of another issuer, or ours bent", claimForm(any3,
-			set("iss", "https://evil.example"),
+			claimSet("iss", "https://evil.example"),
 			func(k tokenKind, c jwt.MapClaims) { c["iss"] = fmt.Sprint(c["iss"]) + "/" },
 			func(k tokenKind, c jwt.MapClaims) { c["iss"] = strings.ToUpper(fmt.Sprint(c["iss"])) },
-			set("iss", ""),
-			del("iss"))},
+			claimSet("iss", ""),
+			claimDel("iss"))},
 		{"aud of another site or client", claimForm(any3, func(k tokenKind, c jwt.MapClaims) {
 			switch k {
 			case sessionKind:
@@ -672,11 +674,11 @@ func forgeryForms() []forgeryForm {
 				c["aud"], c["azp"] = "app", "spa"
 			}
 		})},
-		{"aud missing", claimForm(any3, del("aud"))},
-		{"idv naming a provider this handler does not have", claimForm(only(sessionKind),
-			set("idv", "uqudo"), set("idv", "DEMO"), set("idv", "demo "), set("idv", "https://evil.example"), set("idv", ""), del("idv"))},
-		{"sub, sid or jti missing", claimForm(timed, del("sub"), del("sid"), del("jti"), set("sub", ""))},
-		{"client_id of an application that is not registered", claimForm(only(accessKind, idKind), func(k tokenKind, c jwt.MapClaims) {
+		{"aud missing", claimForm(any3, claimDel("aud"))},
+		{"idv naming a provider this handler does not have", claimForm(kindsOnly(sessionKind),
+			claimSet("idv", "uqudo"), claimSet("idv", "DEMO"), claimSet("idv", "demo "), claimSet("idv", "https://evil.example"), claimSet("idv", ""), claimDel("idv"))},
+		{"sub, sid or jti missing", claimForm(timed, claimDel("sub"), claimDel("sid"), claimDel("jti"), claimSet("sub", ""))},
+		{"client_id of an application that is not registered", claimForm(kindsOnly(accessKind, idKind), func(k tokenKind, c jwt.MapClaims) {
 			if k == accessKind {
 				c["client_id"], c["aud"] = "evil", []string{"evil", fmt.Sprint(c["iss"])}
 				return
@@ -691,7 +693,7 @@ func forgeryForms() []forgeryForm {
 			return []string{parts[0] + "." + parts[1] + ".", parts[0] + "." + parts[1], parts[0] + "." + parts[1] + ".."}
 		}},
 		{"signature of another token", func(f *forge, k tokenKind) []string {
-			mine := strings.Split(f.valid(k, with("sub", "someone-else")), ".")
+			mine := strings.Split(f.valid(k, claimWith("sub", "someone-else")), ".")
 			other := strings.Split(f.valid(k, nil), ".")
 			return []string{mine[0] + "." + mine[1] + "." + other[2]}
 		}},
@@ -700,14 +702,14 @@ func forgeryForms() []forgeryForm {
 			c := claimsOfParts(parts[1])
 			c["sub"] = "someone-else"
 			c["exp"] = time.Now().Add(time.Hour).Unix()
-			return []string{parts[0] + "." + b64(mustJSON(c)) + "." + parts[2]}
+			return []string{parts[0] + "." + b64url(jsonOf(c)) + "." + parts[2]}
 		}},
 		{"base64 with padding", func(f *forge, k tokenKind) []string {
 			enc := base64.URLEncoding
 			var out []string
 			for i := 0; len(out) < 2 && i < 6; i++ {
-				c := f.claims(k, with("x", strings.Repeat("a", i)))
-				in := enc.EncodeToString(mustJSON(f.header(k))) + "." + enc.EncodeToString(mustJSON(c))
+				c := f.claims(k, claimWith("x", strings.Repeat("a", i)))
+				in := enc.EncodeToString(jsonOf(f.header(k))) + "." + enc.EncodeToString(jsonOf(c))
 				if strings.Contains(in, "=") {
 					out = append(out, in+"."+enc.EncodeToString(f.ours()([]byte(in))))
 				}
@@ -717,8 +719,8 @@ func forgeryForms() []forgeryForm {
 		{"standard base64 alphabet", func(f *forge, k tokenKind) []string {
 			enc := base64.RawStdEncoding
 			for i := 0; i < 200; i++ {
-				c := f.claims(k, with("x", strings.Repeat("?", i)))
-				in := enc.EncodeToString(mustJSON(f.header(k))) + "." + enc.EncodeToString(mustJSON(c))
+				c := f.claims(k, claimWith("x", strings.Repeat("?", i)))
+				in := enc.EncodeToString(jsonOf(f.header(k))) + "." + enc.EncodeToString(jsonOf(c))
 				sig := enc.EncodeToString(f.ours()([]byte(in)))
 				if strings.ContainsAny(in, "+/") {
 					return []string{in + "." + sig}
@@ -727,40 +729,40 @@ func forgeryForms() []forgeryForm {
 			panic("no payload with + or / in standard base64")
 		}},
 		{"five segments (JWE-like) or a trailing segment", func(f *forge, k tokenKind) []string {
-			jwe := mustJSON(map[string]string{"alg": "dir", "enc": "A256GCM", "kid": f.key.kid, "typ": k.typ()})
+			jwe := jsonOf(map[string]string{"alg": "dir", "enc": "A256GCM", "kid": f.key.kid, "typ": k.typ()})
 			valid := f.valid(k, nil)
 			return []string{
-				b64(jwe) + ".." + b64(make([]byte, 12)) + "." + b64(mustJSON(f.claims(k, nil))) + "." + b64(make([]byte, 16)),
-				valid + "." + b64([]byte("{}")),
+				b64url(jwe) + ".." + b64url(make([]byte, 12)) + "." + b64url(jsonOf(f.claims(k, nil))) + "." + b64url(make([]byte, 16)),
+				valid + "." + b64url([]byte("{}")),
 				valid + "..",
 			}
 		}},
 		{"duplicate claim: the lexically last one counts (RFC 7519 §4)", func(f *forge, k tokenKind) []string {
-			payload := mustJSON(f.claims(k, nil))
+			payload := jsonOf(f.claims(k, nil))
 			var out []string
 			for _, dup := range []string{`"iss":"https://evil.example"`, `"aud":"urn:caddy-idv:site:another"`} {
 				p := append(append(payload[:len(payload)-1:len(payload)-1], ','), dup+"}"...)
-				out = append(out, compactJWS(mustJSON(f.header(k)), p, f.ours()))
+				out = append(out, compactJWS(jsonOf(f.header(k)), p, f.ours()))
 			}
 			return out
 		}},
 		{"duplicate header member: the last one counts", func(f *forge, k tokenKind) []string {
-			payload := mustJSON(f.claims(k, nil))
+			payload := jsonOf(f.claims(k, nil))
 			var out []string
 			for _, dup := range []string{`"alg":"none"`, `"kid":"unknown"`, `"typ":"logout+jwt"`} {
-				h := mustJSON(f.header(k))
+				h := jsonOf(f.header(k))
 				h = append(append(h[:len(h)-1:len(h)-1], ','), dup+"}"...)
 				out = append(out, compactJWS(h, payload, f.ours()))
 			}
 			return out
 		}},
 		{"exp, nbf or iat of the wrong type", claimForm(timed,
-			set("exp", fmt.Sprint(time.Now().Add(time.Hour).Unix())), set("exp", true), set("exp", []int64{time.Now().Add(time.Hour).Unix()}),
-			set("nbf", "0"), set("iat", "now"))},
+			claimSet("exp", fmt.Sprint(time.Now().Add(time.Hour).Unix())), claimSet("exp", true), claimSet("exp", []int64{time.Now().Add(time.Hour).Unix()}),
+			claimSet("nbf", "0"), claimSet("iat", "now"))},
 		{"sub, aud, iss or client_id of the wrong type", func(f *forge, k tokenKind) []string {
 			var out []string
 			if k != idKind {
-				out = append(out, f.valid(k, with("sub", 12345)))
+				out = append(out, f.valid(k, claimWith("sub", 12345)))
 			}
 			out = append(out,
 				f.valid(k, func(c jwt.MapClaims) { c["aud"] = 12345 }),
@@ -768,11 +770,11 @@ func forgeryForms() []forgeryForm {
 				f.valid(k, func(c jwt.MapClaims) { c["aud"] = map[string]any{"aud": c["aud"]} }))
 			switch k {
 			case sessionKind:
-				out = append(out, f.valid(k, with("idv", []string{"demo"})))
+				out = append(out, f.valid(k, claimWith("idv", []string{"demo"})))
 			case accessKind:
-				out = append(out, f.valid(k, with("client_id", []string{"app"})))
+				out = append(out, f.valid(k, claimWith("client_id", []string{"app"})))
 			case idKind:
-				out = append(out, f.valid(k, with("azp", []string{"app"})))
+				out = append(out, f.valid(k, claimWith("azp", []string{"app"})))
 			}
 			return out
 		}},
@@ -783,7 +785,7 @@ func forgeryForms() []forgeryForm {
 				b, _ := asn1.Marshal(struct{ R, S *big.Int }{r, s})
 				return b
 			}
-			fixed := func(sig []byte) signer { return func([]byte) []byte { return sig } }
+			fixed := func(sig []byte) jwsSigner { return func([]byte) []byte { return sig } }
 			h, c := f.header(k), f.claims(k, nil)
 			valid := f.token(h, c, f.ours())
 			return []string{
@@ -831,7 +833,7 @@ func (f *forge) confusions() []attack {
 			for _, k := range allKinds {
 				// Just over token/'s bound, within Caddy's 16 KiB of
 				// headers (plus Go's slack): the module refuses it.
-				raw := f.valid(k, with("pad", strings.Repeat("A", 12<<10+512)))
+				raw := f.valid(k, claimWith("pad", strings.Repeat("A", 12<<10+512)))
 				if len(raw) <= 16<<10 || len(raw) > 18<<10 {
 					t.Fatalf("token of %d bytes", len(raw))
 				}
@@ -844,7 +846,7 @@ func (f *forge) confusions() []attack {
 				}
 			}
 			for _, k := range allKinds {
-				raw := f.valid(k, with("pad", strings.Repeat("A", 48<<10)))
+				raw := f.valid(k, claimWith("pad", strings.Repeat("A", 48<<10)))
 				if len(raw) < 64<<10 {
 					t.Fatalf("token of %d bytes", len(raw))
 				}

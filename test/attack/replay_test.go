@@ -428,7 +428,7 @@ func TestAttackReplay(t *testing.T) {
 			tok, okAnswer := r.gatewayAnswer(t, acct)
 			// Every login the gateway starts now gets that session's token,
 			// and every status call its (one-time) ok answer.
-			initAnswer := string(mustJSON(map[string]string{"status": "ok", "token": tok, "control_code": "1234", "code": acct.Code}))
+			initAnswer := string(jsonOf(map[string]string{"status": "ok", "token": tok, "control_code": "1234", "code": acct.Code}))
 			s.gateway.Inject(fakemarksign.RouteLogin, fakemarksign.Fault{Body: initAnswer, Times: 1})
 			s.gateway.Inject(fakemarksign.RouteStatus, fakemarksign.Fault{Body: okAnswer})
 			defer s.gateway.ClearFaults()
@@ -712,7 +712,7 @@ func (r *replayRig) gatewayAnswer(t *testing.T, acct fakemarksign.Account) (tok,
 	t.Helper()
 	call := func(path string, body map[string]string) []byte {
 		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(mustJSON(body)))
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(jsonOf(body)))
 		req.Header.Set("Content-Type", "application/json")
 		r.s.gateway.ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK {
