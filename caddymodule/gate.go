@@ -47,7 +47,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	fromCookie := cookie != ""
 	if err != nil && !fromCookie && len(h.trusted) > 0 && !errors.Is(err, errNoCredential) &&
-		!errors.Is(err, token.ErrRevoked) && !errors.Is(err, store.ErrUnavailable) {
+		!errors.Is(err, token.ErrRevoked) && !errors.Is(err, store.ErrUnavailable) && !errors.Is(err, errSeveralAuthorizations) {
 		sess, err = h.verifyTrusted(r.Context(), bearerToken(r))
 	}
 	if err != nil {
@@ -97,6 +97,11 @@ func (h *Handler) ownPath(p string) bool {
 // errNoCredential is a request that presents no token at all.
 var errNoCredential = errors.New("idv: no session token")
 
+// errSeveralAuthorizations is a request with more than one Authorization
+// header (a field that may appear once, RFC 9110 §11.6.2): the gate would
+// check one while the upstream, which gets them all, might read another.
+var errSeveralAuthorizations = fmt.Errorf("%w: more than one Authorization header", token.ErrInvalid)
+
 // session returns r's verified session token of this site: the bearer
 // token when r has an Authorization header, else the session cookie. It
 // accepts session tokens only (see token.Sessions.Verify); the gate alone
@@ -104,7 +109,10 @@ var errNoCredential = errors.New("idv: no session token")
 // sibling subdomain can set one on the parent domain to pin a person to
 // the attacker's session), none is trusted unless exactly one verifies.
 func (h *Handler) session(r *http.Request) (sess *token.Session, cookie string, err error) {
-	if _, ok := r.Header["Authorization"]; ok {
+	if auth, ok := r.Header["Authorization"]; ok {
+		if len(auth) > 1 {
+			return nil, "", errSeveralAuthorizations
+		}
 		raw := bearerToken(r)
 		if raw == "" {
 			return nil, "", errNoCredential

@@ -14,6 +14,12 @@ import (
 // ID token. The access token comes in the Authorization header (RFC 6750
 // §2.1) or, for POST, the form body (§2.2), never the query.
 func (p *Provider) serveUserinfo(w http.ResponseWriter, r *http.Request) {
+	if len(r.Header.Values("Authorization")) > 1 {
+		// One access token, one way (RFC 6750 §3.1 invalid_request).
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.issuer+`", error="invalid_request"`)
+		writeJSON(w, http.StatusBadRequest, oauthError{Code: "invalid_request", Description: "more than one Authorization header"})
+		return
+	}
 	raw, ok := bearer(w, r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.issuer+`"`)
