@@ -424,7 +424,9 @@ func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request) {
 // "Authorization: Bearer". Only for the site's own pages: a cross-site
 // request gets 403, and the answer is never cached.
 func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) {
-	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" {
+	// The POST rule (Origin, else Sec-Fetch-Site) for a GET: the answer
+	// is a bearer credential.
+	if !h.sameOrigin(r) {
 		h.writeError(w, r, errorf(http.StatusForbidden, "cross_origin", "This request came from another site and was refused."))
 		return
 	}

@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -474,5 +475,73 @@ func TestIdentityHeadersReachUpstreamInsideTheMatcher(t *testing.T) {
 	code, _, body = b.Do(t, http.MethodGet, inst.URL+"/public", nil, map[string]string{"X-User": "admin"})
 	if code != http.StatusOK || string(body) != "x-user=[] name=[]" {
 		t.Fatalf("outside the matcher: %d %s", code, body)
+	}
+}
+
+// TestPendingCookieIsBoundToItsHandler: a pending cookie was sealed with
+// its name only, so a login started (and approved) at one handler could be
+// completed at another handler sharing the store, minting that handler's
+// session for the other handler's person. Found by the attack suite.
+func TestPendingCookieIsBoundToItsHandler(t *testing.T) {
+	other := e2e.FreePort(t)
+	otherURL := fmt.Sprintf("http://127.0.0.1:%d", other)
+	inst := e2e.Start(t, `
+	idv {
+		provider demo {
+			user "Ada Lovelace"
+		}
+	}
+	respond "main"
+`, e2e.Options{Extra: otherURL + ` {
+	idv {
+		prefix /.other
+		provider demo {
+			user "Other Person"
+		}
+	}
+	respond "other"
+}`})
+	b := e2e.NewBrowser()
+	body, _ := json.Marshal(map[string]string{"provider": "demo", "rd": "/"})
+	code, _, data := b.Do(t, http.MethodPost, otherURL+"/.other/sessions", bytes.NewReader(body), map[string]string{"Content-Type": "application/json"})
+	var s e2e.Started
+	if code != http.StatusCreated || json.Unmarshal(data, &s) != nil {
+		t.Fatalf("start at the other handler: %d %s", code, data)
+	}
+	approve(t, e2e.NewBrowser(), s, http.StatusSeeOther)
+	var pending *http.Cookie
+	u, _ := url.Parse(otherURL + "/.other/")
+	for _, c := range b.Jar.Cookies(u) {
+		if strings.HasPrefix(c.Name, "idv_session_login_") {
+			pending = c
+		}
+	}
+	if pending == nil {
+		t.Fatal("no pending cookie")
+	}
+	code, hdr, data := e2e.NewBrowser().Do(t, http.MethodGet, inst.URL+"/.idv/sessions/"+s.ID+"?wait=5", nil,
+		map[string]string{"Cookie": pending.Name + "=" + pending.Value})
+	if code != http.StatusForbidden || len(hdr.Values("Set-Cookie")) != 0 {
+		t.Fatalf("the other handler's pending cookie at this one: %d %s %q", code, data, hdr.Values("Set-Cookie"))
+	}
+}
+
+// TestTokenIsSameOriginOnly: GET /token answered a request with another
+// site's Origin when the browser sent no Sec-Fetch-Site (older browsers).
+// Found by the attack suite.
+func TestTokenIsSameOriginOnly(t *testing.T) {
+	inst := e2e.Start(t, site, e2e.Options{})
+	b := e2e.NewBrowser()
+	if _, st := login(t, inst, b, nil, "/"); st.State != "completed" {
+		t.Fatal(st)
+	}
+	for _, origin := range []string{"http://evil.example", "null", inst.URL + ".evil.example"} {
+		code, _, body := b.Do(t, http.MethodGet, inst.URL+"/.idv/token", nil, map[string]string{"Origin": origin})
+		if code != http.StatusForbidden || strings.Contains(string(body), "token\":\"ey") {
+			t.Fatalf("/token with Origin %s: %d %s", origin, code, body)
+		}
+	}
+	if code, _, body := b.Do(t, http.MethodGet, inst.URL+"/.idv/token", nil, map[string]string{"Origin": inst.URL}); code != http.StatusOK {
+		t.Fatalf("/token same-origin: %d %s", code, body)
 	}
 }

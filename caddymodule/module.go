@@ -109,12 +109,15 @@ type Handler struct {
 	sessions  *token.Sessions
 	revoked   *store.Revocations
 	sealer    *sealer
-	limiter   *limiter
-	pages     *templates.Set
-	static    http.Handler
-	routes    map[string]http.Handler // provider routes by path, e.g. "/demo/"
-	trusted   []*trustedIssuer
-	oidc      *oidc.Provider
+	// pendingAAD binds pending cookies to this handler: its session
+	// audience, the same on every instance with the same configuration.
+	pendingAAD string
+	limiter    *limiter
+	pages      *templates.Set
+	static     http.Handler
+	routes     map[string]http.Handler // provider routes by path, e.g. "/demo/"
+	trusted    []*trustedIssuer
+	oidc       *oidc.Provider
 	// audit is the audit log (audit.go); auditKey keys subjects that would
 	// show an identifier in it.
 	audit    *zap.Logger
@@ -435,6 +438,7 @@ func (h *Handler) setup(parent context.Context, configs []providers.Config) erro
 	if h.auditKey, err = providers.LoadSecret(initCtx, h.store, providers.SubjectSecretKey); err != nil {
 		return fmt.Errorf("idv: audit subject key: %w", err)
 	}
+	h.pendingAAD = h.site().SessionAudience()
 	h.sealer, err = newSealer(initCtx, h.store)
 	if err != nil {
 		return err

@@ -46,7 +46,7 @@ func (h *Handler) setPendingCookie(w http.ResponseWriter, r *http.Request, pl *p
 		return err
 	}
 	name := h.pendingCookieName(pl.ID)
-	value := h.sealer.seal(plain, name)
+	value := h.sealer.seal(plain, h.pendingPurpose(name))
 	if len(value) > maxCookieSize {
 		return fmt.Errorf("idv: pending cookie would be %d bytes", len(value))
 	}
@@ -82,12 +82,18 @@ func (h *Handler) clearPendingCookie(w http.ResponseWriter, r *http.Request, id 
 	})
 }
 
+// pendingPurpose is the associated data a pending cookie is sealed with:
+// its name and this handler's session audience, so that a pending cookie of
+// another handler sharing the store (another prefix, other providers)
+// opens nowhere but there.
+func (h *Handler) pendingPurpose(name string) string { return name + "\x00" + h.pendingAAD }
+
 // openPending opens one pending cookie's value.
 func (h *Handler) openPending(name, value string) *pendingLogin {
 	if len(value) > maxCookieSize {
 		return nil
 	}
-	plain, err := h.sealer.open(value, name)
+	plain, err := h.sealer.open(value, h.pendingPurpose(name))
 	if err != nil {
 		return nil
 	}
