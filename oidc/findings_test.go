@@ -493,3 +493,41 @@ func TestLogoutHintOfAnotherSessionAsksAboutTheBrowsers(t *testing.T) {
 		t.Errorf("hinted session revoked %v, browser's %v, EndSession calls %v", e.revs.Revoked(old.SID), e.revs.Revoked(current.SID), e.host.endedSIDs())
 	}
 }
+
+// TestOneCredentialOneWay: a request that carries a credential twice
+// (two Authorization headers, or a bearer header and an access_token form
+// field) is refused with invalid_request, never judged by the first one
+// while something downstream might read the other (RFC 6749 §2.3, RFC 6750
+// §2). Found by the attack suite.
+func TestOneCredentialOneWay(t *testing.T) {
+	e := newEnv(t)
+	basic := func(user, pass string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(user)+":"+url.QueryEscape(pass)))
+	}
+	for _, c := range []struct {
+		name, path, form string
+		auth             []string
+	}{
+		{"token endpoint, two Basic headers", "/.idv/oidc/token", "grant_type=authorization_code&code=x&redirect_uri=" + url.QueryEscape(webRedirect),
+			[]string{basic("web", "wrong-secret-0123456789"), basic("web", webSecret)}},
+		{"revocation, two Basic headers", "/.idv/oidc/revoke", "token=x", []string{basic("web", webSecret), basic("spa", "")}},
+		{"introspection, two Basic headers", "/.idv/oidc/introspect", "token=x", []string{basic("web", webSecret), basic("web", "other-secret-0123456789")}},
+		{"userinfo, a bearer header and an access_token field", "/.idv/oidc/userinfo", "access_token=y", []string{"Bearer x"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, e.issuer+c.path, strings.NewReader(c.form))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for _, a := range c.auth {
+				req.Header.Add("Authorization", a)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := body(t, resp)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, `"error":"invalid_request"`) {
+				t.Fatalf("%d %s; want 400 invalid_request", resp.StatusCode, b)
+			}
+		})
+	}
+}

@@ -26,7 +26,11 @@ func (p *Provider) readTokenParam(w http.ResponseWriter, r *http.Request, endpoi
 	if terr := checkForm(form, "token"); terr != nil {
 		return nil, "", terr
 	}
-	a, terr := parseClientAuth(form, r.Header.Get("Authorization"))
+	authorization, terr := oneAuthorization(r)
+	if terr != nil {
+		return nil, "", terr
+	}
+	a, terr := parseClientAuth(form, authorization)
 	if terr != nil {
 		return nil, "", terr
 	}

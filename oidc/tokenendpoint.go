@@ -116,6 +116,16 @@ func parseTokenRequest(form url.Values, authorization string) (*tokenRequest, *t
 	return t, nil
 }
 
+// oneAuthorization is r's Authorization header; a request with several is
+// refused, never judged by the first (RFC 6749 §2.3: one authentication
+// method per request).
+func oneAuthorization(r *http.Request) (string, *tokenError) {
+	if len(r.Header.Values("Authorization")) > 1 {
+		return "", errInvalidRequest("more than one Authorization header")
+	}
+	return r.Header.Get("Authorization"), nil
+}
+
 // parseClientAuth reads the client's credentials from the Authorization
 // header (client_secret_basic) or the form (client_secret_post, or
 // client_id alone for a public client), RFC 6749 §2.3.1; more than one
@@ -272,7 +282,11 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) (*tokenResponse
 	if terr != nil {
 		return nil, terr
 	}
-	t, terr := parseTokenRequest(form, r.Header.Get("Authorization"))
+	authorization, terr := oneAuthorization(r)
+	if terr != nil {
+		return nil, terr
+	}
+	t, terr := parseTokenRequest(form, authorization)
 	if terr != nil {
 		return nil, terr
 	}

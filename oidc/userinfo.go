@@ -14,13 +14,14 @@ import (
 // ID token. The access token comes in the Authorization header (RFC 6750
 // §2.1) or, for POST, the form body (§2.2), never the query.
 func (p *Provider) serveUserinfo(w http.ResponseWriter, r *http.Request) {
-	if len(r.Header.Values("Authorization")) > 1 {
-		// One access token, one way (RFC 6750 §3.1 invalid_request).
+	raw, ok := bearer(w, r)
+	_, inForm := r.PostForm["access_token"]
+	if n := len(r.Header.Values("Authorization")); n > 1 || n == 1 && inForm {
+		// One access token, one way (RFC 6750 §2 and §3.1 invalid_request).
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.issuer+`", error="invalid_request"`)
-		writeJSON(w, http.StatusBadRequest, oauthError{Code: "invalid_request", Description: "more than one Authorization header"})
+		writeJSON(w, http.StatusBadRequest, oauthError{Code: "invalid_request", Description: "the access token was sent more than once"})
 		return
 	}
-	raw, ok := bearer(w, r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.issuer+`"`)
 		writeJSON(w, http.StatusUnauthorized, oauthError{Code: "invalid_request", Description: "no access token"})
@@ -44,6 +45,13 @@ func (p *Provider) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func bearer(w http.ResponseWriter, r *http.Request) (string, bool) {
+	form := r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
+	if form {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if err := r.ParseForm(); err != nil {
+			return "", false
+		}
+	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Bearer") {
@@ -52,11 +60,7 @@ func bearer(w http.ResponseWriter, r *http.Request) (string, bool) {
 		tok = strings.TrimSpace(tok)
 		return tok, tok != ""
 	}
-	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		if err := r.ParseForm(); err != nil {
-			return "", false
-		}
+	if form {
 		if vals := r.PostForm["access_token"]; len(vals) == 1 && vals[0] != "" {
 			return vals[0], true
 		}
