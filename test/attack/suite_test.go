@@ -156,7 +156,6 @@ type suite struct {
 	gateway  *fakemarksign.Server
 	secret   string // the confidential OIDC client's secret
 	rp       string // the registered OIDC redirect origin
-	bodyCap  int64
 	keysOnce sync.Once
 	key      *stolenKey
 }
@@ -476,23 +475,6 @@ func (s *suite) signingKey(t *testing.T) *stolenKey {
 		t.Fatal("no signing key")
 	}
 	return s.key
-}
-
-// sign signs claims with the stolen key, with the given typ (none: no typ).
-func (k *stolenKey) sign(t *testing.T, c jwt.MapClaims, typ string) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
-	tok.Header["kid"] = k.kid
-	if typ != "" {
-		tok.Header["typ"] = typ
-	} else {
-		delete(tok.Header, "typ")
-	}
-	raw, err := tok.SignedString(k.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
 }
 
 // claimsOf decodes the payload of a compact JWS without verifying it.
