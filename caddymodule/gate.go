@@ -40,6 +40,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// 401, can leave a client-supplied value for the upstream: a client
 	// must never be able to set an identity header itself.
 	h.stripIdentityHeaders(r)
+	markHandled(r, h.identityHeaders)
 
 	sess, cookie, err := h.session(r)
 	if !errors.Is(err, errNoCredential) && !errors.Is(err, store.ErrUnavailable) {
