@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -178,6 +179,26 @@ func TestSameHeader(t *testing.T) {
 	} {
 		if sameHeader(c.a, c.b) != c.same {
 			t.Errorf("sameHeader(%q, %q) = %v", c.a, c.b, !c.same)
+		}
+	}
+}
+
+// TestDropConnectionOptions: a client that names an identity header in
+// Connection would have reverse_proxy delete the value its session set.
+func TestDropConnectionOptions(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want []string // nil: no Connection header left
+	}{
+		{[]string{"X-User"}, nil},
+		{[]string{"keep-alive, x_user ,X-USER-NAME"}, []string{"keep-alive"}},
+		{[]string{"Upgrade", "X-User, close"}, []string{"Upgrade", "close"}},
+		{[]string{"X-Users, X-Other"}, []string{"X-Users, X-Other"}},
+	} {
+		hdr := http.Header{"Connection": c.in}
+		dropConnectionOptions(hdr, []string{"X-User", "X-User-Name"})
+		if got, ok := hdr["Connection"]; !slices.Equal(got, c.want) || ok != (c.want != nil) {
+			t.Errorf("Connection %q: %q (present %v); want %q", c.in, got, ok, c.want)
 		}
 	}
 }
