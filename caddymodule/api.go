@@ -321,7 +321,10 @@ func (h *Handler) loginStatus(w http.ResponseWriter, r *http.Request, id string)
 			h.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "wait must be a number of seconds."))
 			return
 		}
-		wait = min(time.Duration(n)*time.Second, maxWait)
+		// Capped before it becomes a duration: n seconds in nanoseconds
+		// overflows int64 from n = 9223372037 on, and a negative wait
+		// answers at once.
+		wait = time.Duration(min(n, int(maxWait/time.Second))) * time.Second
 	}
 	p := h.byName[pl.Provider]
 	if p == nil {
