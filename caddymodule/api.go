@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -180,8 +181,17 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body map[string]json.RawMessage
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxStartBody))
+	limited := http.MaxBytesReader(w, r.Body, maxStartBody)
+	dec := json.NewDecoder(limited)
 	if err := dec.Decode(&body); err != nil || dec.More() {
+		h.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "The request body is not a JSON object."))
+		return
+	}
+	// The decoder stops at the object's end: the body must end there too,
+	// as its length said. A body cut short (the client stopped sending or
+	// closed its side) is no request, and it has cancelled the request's
+	// context, on which the provider would be called.
+	if _, err := io.Copy(io.Discard, limited); err != nil {
 		h.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "The request body is not a JSON object."))
 		return
 	}
