@@ -260,7 +260,15 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 	if pl.Expires.IsZero() || pl.Expires.Before(now) {
 		pl.Expires = now.Add(5 * time.Minute)
 	}
-	if err := h.setPendingCookie(w, r, &pl); err != nil {
+	err = h.setPendingCookie(w, r, &pl)
+	if errors.Is(err, errPendingTooLarge) && pl.RD != "/" {
+		// An rd of up to 2048 characters that the sealed JSON record
+		// escapes ('<' becomes six bytes) does not fit: it gives way to
+		// "/", as a longer rd does.
+		pl.RD = "/"
+		err = h.setPendingCookie(w, r, &pl)
+	}
+	if err != nil {
 		h.logger.Error("starting login: pending cookie", zap.String("provider", p.name), zap.Error(err))
 		h.writeError(w, r, errorf(http.StatusInternalServerError, "internal", "The login could not be started."))
 		return

@@ -2,8 +2,10 @@ package caddymodule
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -249,6 +251,31 @@ func TestCookiesAreSecureOverHTTPS(t *testing.T) {
 	h.setSessionCookie(w, r, "tok", clk.now().Add(time.Hour))
 	if sc := w.Result().Cookies()[0]; !sc.Secure || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode {
 		t.Fatalf("session cookie over https: %+v", sc)
+	}
+}
+
+// TestEscapedRDFitsThePendingCookie: an rd of 2000 '<' (six bytes each in
+// the sealed JSON record) made the pending cookie too large, and the start
+// answered 500; now the rd gives way to "/".
+func TestEscapedRDFitsThePendingCookie(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(t, clk, nil)
+	for _, rd := range []string{"/" + strings.Repeat("<", 2000), "/" + strings.Repeat(`"`, 2000), "/" + strings.Repeat("\u2028", 680)} {
+		body, _ := json.Marshal(map[string]string{"provider": "demo", "rd": rd})
+		r := httptest.NewRequest(http.MethodPost, "http://app.example/.idv/sessions", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r, _ = caddyRequest(r)
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, okHandler); err != nil || w.Code != http.StatusCreated {
+			t.Fatalf("start with rd %.10q...: %v %d %s", rd, err, w.Code, w.Body)
+		}
+		c := w.Result().Cookies()
+		if len(c) != 1 {
+			t.Fatalf("cookies %+v", c)
+		}
+		if pl := h.openPending(c[0].Name, c[0].Value); pl == nil || pl.RD != "/" {
+			t.Fatalf("pending login %+v; want rd /", pl)
+		}
 	}
 }
 
