@@ -131,8 +131,8 @@ func TestAttackHeaderSpoofing(t *testing.T) {
 			if s.up.reached(p) {
 				t.Fatalf("a claim with a control character reached the upstream at %s", p)
 			}
-			if strings.Contains(string(a.body), "admin") || strings.Contains(string(a.body), "\n"+"X-User") {
-				t.Fatalf("the refusal echoes the claim: %q", a.body)
+			if strings.Contains(string(a.body), "admin") || a.header.Get("X-User") != "" {
+				t.Fatalf("the refusal echoes the claim: %q %v", a.body, a.header)
 			}
 		}
 	}
@@ -202,14 +202,13 @@ func TestAttackHeaderSpoofing(t *testing.T) {
 		{"X-User with a comma-separated list with a session", withSession("X-User: admin, root\r\n")},
 		{"X-User-Name only (no X-User) with a session", withSession("X_USER_NAME: Admin\r\n")},
 		{"X-User continued on an obs-fold line with a session", func(t *testing.T) {
-			// A folded line is part of the header before it (or the
-			// request is refused): never an identity header of its own.
+			// A folded line is part of the header before it (Go's
+			// server joins it): never an identity header of its own.
 			session(t)
-			a := get(t, path(""), withCookie()+"X-Note: a\r\n X-User: admin\r\n")
-			if a.code == http.StatusBadRequest {
-				return
+			e := spoofWant(t, get(t, path(""), withCookie()+"X-Note: a\r\n X-User: admin\r\n"), sub, name)
+			if got := e.Header["X-Note"]; len(got) != 1 || got[0] != "a X-User: admin" {
+				t.Fatalf("upstream got X-Note %q", got)
 			}
-			spoofWant(t, a, sub, name)
 		}},
 		{"X-User with a space before the colon", func(t *testing.T) {
 			session(t)
@@ -220,7 +219,7 @@ func TestAttackHeaderSpoofing(t *testing.T) {
 				t.Fatal("a malformed header line reached the upstream")
 			}
 		}},
-		{"X-User on a WebSocket upgrade request with a session", withSession("Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-User: admin\r\n")},
+		{"X-User on a WebSocket upgrade request with a session", withSession("Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-User: admin\r\n")},
 		{"X-User named in the Connection header with a session", withSession("Connection: X-User, X-User-Name\r\nX-User: admin\r\n")},
 
 		// Trailers: a chunked body may end with fields a proxy passes on

@@ -256,8 +256,9 @@ func TestAttackHostAndForwarded(t *testing.T) {
 		}},
 		{"Host with a path", func(t *testing.T) {
 			a := raw(t, "GET /fwd-hostpath HTTP/1.1\r\nHost: "+host+"/evil.example\r\nAccept: text/html\r\n")
-			if a.code != http.StatusBadRequest {
-				caddysAnswer(t, a, "/fwd-hostpath")
+			want(t, a, http.StatusBadRequest) // Go's server: malformed Host header
+			if s.up.reached("/fwd-hostpath") || a.header.Get("Location") != "" {
+				t.Fatalf("%v, Location %q", a, a.header.Get("Location"))
 			}
 		}},
 		{"Host with another port", func(t *testing.T) {
@@ -288,7 +289,6 @@ func TestAttackHostAndForwarded(t *testing.T) {
 
 		// Forwarded headers on what the module builds from the origin.
 		{"X-Forwarded-Host on the gate's login redirect", gateRedirect(map[string]string{"X-Forwarded-Host": "evil.example"})},
-		{"X-Forwarded-Prefix on the gate's login redirect", gateRedirect(map[string]string{"X-Forwarded-Prefix": "/evil"})},
 		{"Forwarded host and proto on the gate's login redirect", gateRedirect(map[string]string{"Forwarded": "host=evil.example;proto=https"})},
 		{"every forwarded header at once on the gate's login redirect", gateRedirect(fwdSpoof)},
 		{"X-Original-URL does not change the gated path", func(t *testing.T) {
@@ -300,7 +300,6 @@ func TestAttackHostAndForwarded(t *testing.T) {
 		}},
 		{"X-Forwarded-Host and X-Forwarded-Proto on the start answer", started(map[string]string{"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"})},
 		{"Forwarded host and proto on the start answer", started(map[string]string{"Forwarded": "host=evil.example;proto=https"})},
-		{"X-Forwarded-Prefix on the start answer", started(map[string]string{"X-Forwarded-Prefix": "/evil"})},
 		{"every forwarded header at once on the start answer", started(fwdSpoof)},
 		{"X-Forwarded-Host on the login page", func(t *testing.T) {
 			a := do(t, e2e.NewBrowser(), http.MethodGet, s.url("/.idv/login?rd=/in"), nil, fwdWith(map[string]string{"Accept": "text/html"}))
@@ -415,8 +414,7 @@ func TestAttackHostAndForwarded(t *testing.T) {
 		{"Host with another port on a session's iss and aud", sameTokens("127.0.0.1:1", nil)},
 
 		// The rate limit's client address (no trusted_proxies).
-		{"X-Forwarded-For for a new rate-limit budget", limitedStart(map[string]string{"X-Forwarded-For": "198.51.100.1"})},
-		{"X-Forwarded-For list for a new rate-limit budget", limitedStart(map[string]string{"X-Forwarded-For": "198.51.100.2, 198.51.100.3"})},
+		{"X-Forwarded-For for a new rate-limit budget", limitedStart(map[string]string{"X-Forwarded-For": "198.51.100.1, 198.51.100.2"})},
 		{"X-Real-IP for a new rate-limit budget", limitedStart(map[string]string{"X-Real-IP": "198.51.100.4"})},
 		{"Forwarded for= for a new rate-limit budget", limitedStart(map[string]string{"Forwarded": "for=198.51.100.5"})},
 		{"True-Client-IP and CF-Connecting-IP for a new rate-limit budget", limitedStart(map[string]string{"True-Client-IP": "198.51.100.6", "CF-Connecting-IP": "198.51.100.6"})},

@@ -267,10 +267,6 @@ func TestAttackOversizeAndSlow(t *testing.T) {
 		{"POST /sessions with 100,000 nested arrays", func(t *testing.T) {
 			wantError(t, startJSON(t, []byte(strings.Repeat("[", 100000))), http.StatusBadRequest, "bad_request")
 		}},
-		{"POST /sessions with 100,000 nested arrays inside a member", func(t *testing.T) {
-			body := `{"provider":"demo","x":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}`
-			wantError(t, startJSON(t, []byte(body)), http.StatusBadRequest, "bad_request")
-		}},
 		{"POST /sessions with 7,000 nested arrays within 16 KiB", func(t *testing.T) {
 			// An unknown member, however deep, within the limit.
 			body := `{"provider":"demo","x":` + strings.Repeat("[", 7000) + strings.Repeat("]", 7000) + `}`
@@ -291,14 +287,14 @@ func TestAttackOversizeAndSlow(t *testing.T) {
 		}},
 		{"POST /sessions with a 2 KiB rd of characters JSON escapes", func(t *testing.T) {
 			// Each '<' is six bytes in the sealed JSON record: the
-			// pending cookie must still fit, or the rd give way.
+			// pending cookie must still fit, so the rd gives way to "/".
 			started(t, startJSON(t, jsonMust(map[string]string{"provider": "demo", "rd": "/" + strings.Repeat("<", 2000)})))
+			if got := s.login(t, e2e.NewBrowser(), "/"+strings.Repeat("<", 2000)); got != "/" {
+				t.Fatalf("the completed login redirects to %.40q...; want /", got)
+			}
 		}},
 		{"POST /sessions with a 2 KiB rd of quotes", func(t *testing.T) {
 			started(t, startJSON(t, jsonMust(map[string]string{"provider": "demo", "rd": "/" + strings.Repeat(`"`, 2000)})))
-		}},
-		{"POST /sessions with a 2 KiB rd of line separators", func(t *testing.T) {
-			started(t, startJSON(t, jsonMust(map[string]string{"provider": "demo", "rd": "/" + strings.Repeat("\u2028", 680)})))
 		}},
 		{"POST /sessions with a 15 KiB Mobile-ID phone number", func(t *testing.T) {
 			a := startJSON(t, jsonMust(map[string]string{"provider": "marksign_mobileid", "phone": "+372" + strings.Repeat("5", 15<<10), "personal_code": "38001085718"}))
@@ -361,7 +357,6 @@ func TestAttackOversizeAndSlow(t *testing.T) {
 		{"huge nonce on OIDC authorize", tooLong("nonce")},
 		{"huge scope on OIDC authorize", tooLong("scope")},
 		{"huge login_hint on OIDC authorize", tooLong("login_hint")},
-		{"huge unknown parameter on OIDC authorize", tooLong("x_custom")},
 		{"OIDC authorize query over 16 KiB", func(t *testing.T) {
 			q := url.Values{"client_id": {"app"}, "response_type": {"code"}, "scope": {"openid"}, "redirect_uri": {s.rp + "/callback"}}
 			for i := 0; i < 20; i++ {
@@ -426,19 +421,16 @@ func TestAttackOversizeAndSlow(t *testing.T) {
 			}
 		}},
 		{"huge form to POST /logout", func(t *testing.T) {
-			// The form is not read past 8 KiB: no rd, so "/".
-			a := form(t, "/.idv/logout", url.Values{"rd": {"/" + strings.Repeat("a", 20<<10)}}, nil)
-			want(t, a, http.StatusSeeOther)
-			if loc := a.header.Get("Location"); loc != "/" {
-				t.Fatalf("Location %q", loc)
-			}
-		}},
-		{"huge form to POST /logout still logs out", func(t *testing.T) {
+			// The form is not read past 8 KiB: no rd, so "/"; the
+			// session ends all the same.
 			b := s.loggedIn(t)
 			h := s.sameOrigin()
 			h["Content-Type"] = "application/x-www-form-urlencoded"
 			a := do(t, b, http.MethodPost, s.url("/.idv/logout"), strings.NewReader("rd=/"+strings.Repeat("a", 20<<10)), h)
 			want(t, a, http.StatusSeeOther)
+			if loc := a.header.Get("Location"); loc != "/" {
+				t.Fatalf("Location %q", loc)
+			}
 			wantError(t, do(t, b, http.MethodGet, s.url("/.idv/me"), nil, nil), http.StatusUnauthorized, "unauthenticated")
 		}},
 
@@ -521,7 +513,6 @@ func TestAttackOversizeAndSlow(t *testing.T) {
 		{"wait=-1 on the status poll", badWait("-1")},
 		{"wait=1e9 on the status poll", badWait("1e9")},
 		{"wait=NaN on the status poll", badWait("NaN")},
-		{"wait=abc on the status poll", badWait("abc")},
 		{"wait=2.5 on the status poll", badWait("2.5")},
 		{"wait beyond int64 on the status poll", badWait("99999999999999999999")},
 		{"wait=0 on the status poll", func(t *testing.T) {
