@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -190,8 +191,17 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body map[string]json.RawMessage
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxStartBody))
+	limited := http.MaxBytesReader(w, r.Body, maxStartBody)
+	dec := json.NewDecoder(limited)
 	if err := dec.Decode(&body); err != nil || dec.More() {
+		h.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "The request body is not a JSON object."))
+		return
+	}
+	// The decoder stops at the object's end: the body must end there too,
+	// as its length said. A body cut short (the client stopped sending or
+	// closed its side) is no request, and it has cancelled the request's
+	// context, on which the provider would be called.
+	if _, err := io.Copy(io.Discard, limited); err != nil {
 		h.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "The request body is not a JSON object."))
 		return
 	}
@@ -260,7 +270,15 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) {
 	if pl.Expires.IsZero() || pl.Expires.Before(now) {
 		pl.Expires = now.Add(5 * time.Minute)
 	}
-	if err := h.setPendingCookie(w, r, &pl); err != nil {
+	err = h.setPendingCookie(w, r, &pl)
+	if errors.Is(err, errPendingTooLarge) && pl.RD != "/" {
+		// An rd of up to 2048 characters that the sealed JSON record
+		// escapes ('<' becomes six bytes) does not fit: it gives way to
+		// "/", as a longer rd does.
+		pl.RD = "/"
+		err = h.setPendingCookie(w, r, &pl)
+	}
+	if err != nil {
 		h.logger.Error("starting login: pending cookie", zap.String("provider", p.name), zap.Error(err))
 		h.writeError(w, r, errorf(http.StatusInternalServerError, "internal", "The login could not be started."))
 		return
@@ -331,7 +349,10 @@ func (h *Handler) loginStatus(w http.ResponseWriter, r *http.Request, id string)
 			h.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "wait must be a number of seconds."))
 			return
 		}
-		wait = min(time.Duration(n)*time.Second, maxWait)
+		// Capped before it becomes a duration: n seconds in nanoseconds
+		// overflows int64 from n = 9223372037 on, and a negative wait
+		// answers at once.
+		wait = time.Duration(min(n, int(maxWait/time.Second))) * time.Second
 	}
 	p := h.byName[pl.Provider]
 	if p == nil {

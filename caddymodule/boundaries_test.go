@@ -432,6 +432,39 @@ func TestSlowBodiesAreCutOff(t *testing.T) {
 	}
 }
 
+// TestShortBodyIsRefused: a POST /sessions whose body ends before its
+// Content-Length (the client closed its side after a complete JSON object)
+// got 502 provider_error: the decoder stopped at the object's end, and the
+// short body had cancelled the context the provider was called with.
+func TestShortBodyIsRefused(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(t, clk, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, _ = caddyRequest(r)
+		if err := h.ServeHTTP(w, r, okHandler); err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"provider":"demo"}`
+	fmt.Fprintf(conn, "POST /.idv/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n%s", body)
+	_ = conn.(*net.TCPConn).CloseWrite()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a body cut short: %d; want 400", resp.StatusCode)
+	}
+}
+
 // FuzzPendingCookie: whatever a client puts in a pending cookie, it binds
 // no login (only the module's own sealed values do) and never panics.
 func FuzzPendingCookie(f *testing.F) {

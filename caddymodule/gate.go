@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// 401, can leave a client-supplied value for the upstream: a client
 	// must never be able to set an identity header itself.
 	h.stripIdentityHeaders(r)
+	markHandled(r, h.identityHeaders)
 
 	sess, cookie, err := h.session(r)
 	if !errors.Is(err, errNoCredential) && !errors.Is(err, store.ErrUnavailable) {
@@ -68,6 +70,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.writeError(w, r, &apiError{status: http.StatusForbidden, code: "forbidden",
 			message: "This account may not open this page.", account: accountName(sess)})
 		return nil
+	}
+	if len(h.Headers) > 0 {
+		dropConnectionOptions(r.Header, h.identityHeaders)
 	}
 	for _, hr := range h.Headers {
 		if v, ok := sess.Values[hr.Claim]; ok && v != "" {
@@ -258,6 +263,35 @@ func (t *trailerScrubber) Read(p []byte) (int, error) {
 		scrub(t.r.Trailer, t.names)
 	}
 	return n, err
+}
+
+// dropConnectionOptions removes names, in every spelling, from hdr's
+// Connection header. A proxy deletes every field its request's Connection
+// header lists (reverse_proxy does), so a client that listed X-User there
+// would have the value its session set deleted on the way upstream.
+func dropConnectionOptions(hdr http.Header, names []string) {
+	vals, ok := hdr["Connection"]
+	if !ok {
+		return
+	}
+	out := vals[:0:0]
+	for _, v := range vals {
+		var keep []string
+		for _, opt := range strings.Split(v, ",") {
+			opt = strings.TrimSpace(opt)
+			if opt != "" && !slices.ContainsFunc(names, func(n string) bool { return sameHeader(n, opt) }) {
+				keep = append(keep, opt)
+			}
+		}
+		if len(keep) > 0 {
+			out = append(out, strings.Join(keep, ", "))
+		}
+	}
+	if len(out) == 0 {
+		delete(hdr, "Connection")
+		return
+	}
+	hdr["Connection"] = out
 }
 
 // validHeaderValue reports whether v can be sent as a header value as it

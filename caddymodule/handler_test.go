@@ -2,13 +2,16 @@ package caddymodule
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -188,6 +191,26 @@ func TestSameHeader(t *testing.T) {
 	}
 }
 
+// TestDropConnectionOptions: a client that names an identity header in
+// Connection would have reverse_proxy delete the value its session set.
+func TestDropConnectionOptions(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want []string // nil: no Connection header left
+	}{
+		{[]string{"X-User"}, nil},
+		{[]string{"keep-alive, x_user ,X-USER-NAME"}, []string{"keep-alive"}},
+		{[]string{"Upgrade", "X-User, close"}, []string{"Upgrade", "close"}},
+		{[]string{"X-Users, X-Other"}, []string{"X-Users, X-Other"}},
+	} {
+		hdr := http.Header{"Connection": c.in}
+		dropConnectionOptions(hdr, []string{"X-User", "X-User-Name"})
+		if got, ok := hdr["Connection"]; !slices.Equal(got, c.want) || ok != (c.want != nil) {
+			t.Errorf("Connection %q: %q (present %v); want %q", c.in, got, ok, c.want)
+		}
+	}
+}
+
 func TestLimiter(t *testing.T) {
 	clk := &testClock{t: time.Unix(1000, 0)}
 	l := newLimiter(LimitConfig{PerAddress: &Rate{N: 2, Window: caddy.Duration(time.Minute)}, Total: &Rate{N: 3, Window: caddy.Duration(time.Minute)}}, clk.now)
@@ -234,6 +257,31 @@ func TestCookiesAreSecureOverHTTPS(t *testing.T) {
 	h.setSessionCookie(w, r, "tok", clk.now().Add(time.Hour))
 	if sc := w.Result().Cookies()[0]; !sc.Secure || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode {
 		t.Fatalf("session cookie over https: %+v", sc)
+	}
+}
+
+// TestEscapedRDFitsThePendingCookie: an rd of 2000 '<' (six bytes each in
+// the sealed JSON record) made the pending cookie too large, and the start
+// answered 500; now the rd gives way to "/".
+func TestEscapedRDFitsThePendingCookie(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	h := newTestHandler(t, clk, nil)
+	for _, rd := range []string{"/" + strings.Repeat("<", 2000), "/" + strings.Repeat(`"`, 2000), "/" + strings.Repeat("\u2028", 680)} {
+		body, _ := json.Marshal(map[string]string{"provider": "demo", "rd": rd})
+		r := httptest.NewRequest(http.MethodPost, "http://app.example/.idv/sessions", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r, _ = caddyRequest(r)
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, okHandler); err != nil || w.Code != http.StatusCreated {
+			t.Fatalf("start with rd %.10q...: %v %d %s", rd, err, w.Code, w.Body)
+		}
+		c := w.Result().Cookies()
+		if len(c) != 1 {
+			t.Fatalf("cookies %+v", c)
+		}
+		if pl := h.openPending(c[0].Name, c[0].Value); pl == nil || pl.RD != "/" {
+			t.Fatalf("pending login %+v; want rd /", pl)
+		}
 	}
 }
 

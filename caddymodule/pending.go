@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -40,6 +41,10 @@ func (h *Handler) pendingCookieName(id string) string {
 	return h.pendingCookiePrefix() + id[:min(len(id), 10)]
 }
 
+// errPendingTooLarge is a pending login whose sealed cookie would not fit
+// in a browser's cookie.
+var errPendingTooLarge = errors.New("idv: pending cookie too large")
+
 func (h *Handler) setPendingCookie(w http.ResponseWriter, r *http.Request, pl *pendingLogin) error {
 	plain, err := json.Marshal(pl)
 	if err != nil {
@@ -48,7 +53,7 @@ func (h *Handler) setPendingCookie(w http.ResponseWriter, r *http.Request, pl *p
 	name := h.pendingCookieName(pl.ID)
 	value := h.sealer.seal(plain, h.pendingPurpose(name))
 	if len(value) > maxCookieSize {
-		return fmt.Errorf("idv: pending cookie would be %d bytes", len(value))
+		return fmt.Errorf("%w: %d bytes", errPendingTooLarge, len(value))
 	}
 	// Keep the newest maxPending-1 others.
 	others := h.pendingLogins(r)

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -30,10 +31,37 @@ func (StripHeaders) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// ServeHTTP deletes the headers and passes the request on.
+// ServeHTTP deletes the headers and passes the request on. Names an idv
+// handler has already handled for this request (deleted, then set from
+// the session) are left alone: Caddy sorts this handler's route, which has
+// no matcher, after the idv route, so it runs after the handler set them.
 func (s *StripHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	stripHeaders(r, s.Headers)
+	names := s.Headers
+	if handled, _ := caddyhttp.GetVar(r.Context(), handledVar).([]string); len(handled) > 0 {
+		names = make([]string, 0, len(s.Headers))
+		for _, n := range s.Headers {
+			if !slices.ContainsFunc(handled, func(h string) bool { return sameHeader(h, n) }) {
+				names = append(names, n)
+			}
+		}
+	}
+	stripHeaders(r, names)
 	return next.ServeHTTP(w, r)
+}
+
+// handledVar is the request variable that lists the identity header names
+// an idv handler has deleted from the request and then set from its
+// session.
+const handledVar = "idv.identity_headers"
+
+// markHandled records that names were deleted from r and set by an idv
+// handler, so that a StripHeaders after it keeps the values.
+func markHandled(r *http.Request, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	prev, _ := caddyhttp.GetVar(r.Context(), handledVar).([]string)
+	caddyhttp.SetVar(r.Context(), handledVar, append(slices.Clip(prev), names...))
 }
 
 var _ caddyhttp.MiddlewareHandler = (*StripHeaders)(nil)
