@@ -45,7 +45,7 @@ import (
 
 // minCases is how many named cases a full run has at least; a full run with
 // fewer fails, so that the suite never shrinks unnoticed.
-const minCases = 300
+const minCases = 700
 
 // tally counts the cases (and corpus payloads) of each class that ran.
 var tally = struct {
@@ -475,6 +475,23 @@ func (s *suite) signingKey(t *testing.T) *stolenKey {
 		t.Fatal("no signing key")
 	}
 	return s.key
+}
+
+// sign signs claims with the stolen key, with the given typ (none: no typ).
+func (k *stolenKey) sign(t *testing.T, c jwt.MapClaims, typ string) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	tok.Header["kid"] = k.kid
+	if typ != "" {
+		tok.Header["typ"] = typ
+	} else {
+		delete(tok.Header, "typ")
+	}
+	raw, err := tok.SignedString(k.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 // claimsOf decodes the payload of a compact JWS without verifying it.
