@@ -144,6 +144,11 @@ func (s *Service) parse(ctx context.Context, raw string, c check) (jwt.MapClaims
 		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, c.typ) {
 			return nil, fmt.Errorf("typ %q is not %q", typ, c.typ)
 		}
+		if _, ok := t.Header["crit"]; ok {
+			// We use no header extension, so we understand none: a token
+			// that says one is critical is refused (RFC 7515 §4.1.11).
+			return nil, errors.New("crit header")
+		}
 		kid, _ := t.Header["kid"].(string)
 		if kid == "" {
 			return nil, errors.New("no kid")

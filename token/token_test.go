@@ -122,6 +122,12 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 	tc, _ := json.Marshal(tamperedClaims)
 
 	cases := map[string]func() string{
+		"crit header naming an extension": func() string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodES256, f.claims())
+			tok.Header["kid"], tok.Header["typ"], tok.Header["crit"], tok.Header["exp-ext"] = k.kid, TypSession, []string{"exp-ext"}, true
+			s, _ := tok.SignedString(ecKey)
+			return s
+		},
 		"alg none": func() string {
 			return forge(map[string]any{"alg": "none", "kid": k.kid}, f.claims(), nil)
 		},

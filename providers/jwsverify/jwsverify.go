@@ -117,6 +117,11 @@ func (v *Validator) Validate(ctx context.Context, compact, sessionID string) (jw
 	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.NewParser(opts...).ParseWithClaims(compact, claims, func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			// No header extension is understood here, so one marked
+			// critical refuses the token (RFC 7515 §4.1.11).
+			return nil, fmt.Errorf("%w: crit header", ErrMalformed)
+		}
 		kid, _ := t.Header["kid"].(string)
 		if kid == "" {
 			return nil, fmt.Errorf("%w: no kid", ErrKey)
@@ -178,7 +183,7 @@ func headerAlg(compact string) (string, error) {
 
 func classify(err error) error {
 	switch {
-	case errors.Is(err, ErrKey):
+	case errors.Is(err, ErrKey), errors.Is(err, ErrMalformed):
 		return err
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return fmt.Errorf("%w: %w", ErrSignature, err)

@@ -74,6 +74,12 @@ func TestValidate(t *testing.T) {
 		{"wrong key", "ES256", &ec.PublicKey, func() string { return sign(t, jwt.SigningMethodES256, other, "k1", claims("s1")) }, "s1", ErrSignature},
 		{"unknown kid", "ES256", &ec.PublicKey, func() string { return sign(t, jwt.SigningMethodES256, ec, "k2", claims("s1")) }, "s1", ErrKey},
 		{"no kid", "ES256", &ec.PublicKey, func() string { return sign(t, jwt.SigningMethodES256, ec, "", claims("s1")) }, "s1", ErrKey},
+		{"crit header naming an extension", "ES256", &ec.PublicKey, func() string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims("s1"))
+			tok.Header["kid"], tok.Header["crit"], tok.Header["exp-ext"] = "k1", []string{"exp-ext"}, true
+			s, _ := tok.SignedString(ec)
+			return s
+		}, "s1", ErrMalformed},
 		{"jti is another session", "ES256", &ec.PublicKey, func() string { return sign(t, jwt.SigningMethodES256, ec, "k1", claims("s2")) }, "s1", ErrSession},
 		{"expired", "ES256", &ec.PublicKey, func() string {
 			c := claims("s1")
