@@ -372,6 +372,10 @@ func (c *Client) do(ctx context.Context, op, method, u string, body []byte, h ma
 		return 0, nil, fmt.Errorf("onekosmos: %s: %w", op, err)
 	}
 	defer resp.Body.Close()
+	if resp.ContentLength > MaxBody {
+		// Announced too large: refused before reading a byte of it.
+		return 0, nil, &ProtocolError{op, fmt.Errorf("answer of %d bytes is larger than %d", resp.ContentLength, MaxBody)}
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if err != nil {
 		return 0, nil, fmt.Errorf("onekosmos: %s: read answer: %w", op, err)
