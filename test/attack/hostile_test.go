@@ -151,15 +151,7 @@ func doUpstream(t *testing.T, b *e2e.Browser, method, rawURL string, body io.Rea
 		t.Fatalf("%s %s: %v", method, rawURL, err)
 	}
 	defer resp.Body.Close()
-	data := make([]byte, 0, 1024)
-	chunk := make([]byte, 4096)
-	for len(data) < 1<<20 {
-		n, err := resp.Body.Read(chunk)
-		data = append(data, chunk[:n]...)
-		if err != nil {
-			break
-		}
-	}
+	data := readSome(resp.Body)
 	a := answer{code: resp.StatusCode, header: resp.Header, body: data}
 	if a.code >= 500 && !(a.code == http.StatusBadGateway && strings.Contains(string(data), `"error":"provider_error"`)) {
 		t.Fatalf("%s %s: %v", method, rawURL, a)
