@@ -370,8 +370,11 @@ func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
 			h.Limit.HeldPerAddress = n
 			continue
 		}
-		if len(args) != 2 {
-			return d.Errf("limit %s: want `%s <n> <window>`", opt, opt)
+		if len(args) != 2 && (len(args) != 3 || opt == "total") {
+			if opt == "total" {
+				return d.Errf("limit total: want `total <n> <window>`")
+			}
+			return d.Errf("limit %s: want `%s <n> <window> [<ban>]`", opt, opt)
 		}
 		n, err := strconv.Atoi(args[0])
 		if err != nil || n <= 0 {
@@ -382,6 +385,13 @@ func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
 			return d.Errf("limit %s: bad duration %q", opt, args[1])
 		}
 		r := &Rate{N: n, Window: caddy.Duration(win)}
+		if len(args) == 3 {
+			ban, err := caddy.ParseDuration(args[2])
+			if err != nil || ban < win {
+				return d.Errf("limit %s: bad ban time %q (a duration no shorter than the window)", opt, args[2])
+			}
+			r.Ban = caddy.Duration(ban)
+		}
 		switch opt {
 		case "per_address":
 			h.Limit.PerAddress = r

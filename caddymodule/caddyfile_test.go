@@ -81,6 +81,7 @@ func TestAdaptErrors(t *testing.T) {
 		"bad-timeout":               {4, `timeout: bad duration "-5s"`},
 		"bad-same-site":             {5, `same_site: "sometimes" must be lax, strict or none`},
 		"bad-limit":                 {5, `limit per_address: "many" is not a positive count`},
+		"short-ban":                 {5, `limit per_identity: bad ban time "1m" (a duration no shorter than the window)`},
 		"bad-header":                {4, `header: "X User" is not a valid header name`},
 		"idle-longer-than-lifetime": {7, "idle (2h0m0s) is longer than lifetime (1h0m0s)"},
 		"bad-prefix":                {4, `prefix "auth": must be a path`},

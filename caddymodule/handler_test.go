@@ -493,3 +493,30 @@ func TestStartOnIntent(t *testing.T) {
 		t.Fatal("autostart off did not keep the page from starting a login")
 	}
 }
+
+// TestLimitBanTime: `per_identity 2 1m 10m` — past its limit, a key is
+// refused for the ban time, not only until its window ends (regulation as
+// Authelia does it: find time, retries, ban time).
+func TestLimitBanTime(t *testing.T) {
+	clk := &testClock{t: time.Unix(1000, 0)}
+	l := newLimiter(LimitConfig{PerAddress: &Rate{N: 2, Window: caddy.Duration(time.Minute), Ban: caddy.Duration(10 * time.Minute)},
+		Total: &Rate{N: 1 << 30, Window: caddy.Duration(time.Minute)}}, clk.now)
+	l.allow("k")
+	l.allow("k")
+	ok, after := l.allow("k")
+	if ok || after != 10*time.Minute {
+		t.Fatalf("third: %v, retry after %v; want refused for the 10m ban", ok, after)
+	}
+	clk.add(2 * time.Minute) // the window is over, the ban is not
+	l.sweep()
+	if ok, after := l.allow("k"); ok || after != 8*time.Minute {
+		t.Fatalf("after the window: %v, %v; want refused for 8m more", ok, after)
+	}
+	if ok, _ := l.allow("other"); !ok {
+		t.Fatal("another key was refused")
+	}
+	clk.add(8 * time.Minute)
+	if ok, _ := l.allow("k"); !ok {
+		t.Fatal("refused after the ban")
+	}
+}

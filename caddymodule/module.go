@@ -212,6 +212,9 @@ type LimitConfig struct {
 type Rate struct {
 	N      int            `json:"n"`
 	Window caddy.Duration `json:"window"`
+	// Ban, when set, is how long a key that went past N stays refused
+	// (per_address and per_identity); without it, until its window ends.
+	Ban caddy.Duration `json:"ban,omitempty"`
 }
 
 // Requirement is `require <claim> <value...>`: the claim must equal one of
@@ -592,6 +595,9 @@ func (h *Handler) validateOptions() error {
 	for name, r := range map[string]*Rate{"per_address": lc.PerAddress, "total": lc.Total, "per_identity": lc.PerIdentity} {
 		if r.N <= 0 || r.Window <= 0 {
 			return fmt.Errorf("idv: limit %s: needs a positive count and window", name)
+		}
+		if r.Ban != 0 && (name == "total" || r.Ban < r.Window) {
+			return fmt.Errorf("idv: limit %s: a ban time is for per_address and per_identity, and no shorter than the window", name)
 		}
 	}
 	if h.OIDC != nil {

@@ -33,8 +33,9 @@ type limiter struct {
 }
 
 type window struct {
-	start time.Time
-	n     int
+	start  time.Time
+	n      int
+	banned time.Time // refused until then (Rate.Ban)
 }
 
 func newLimiter(c LimitConfig, now func() time.Time) *limiter {
@@ -73,10 +74,17 @@ func (l *limiter) allowLimit(addr string) (bool, time.Duration, string) {
 			l.windows[addr] = w
 		}
 	}
+	if now.Before(w.banned) {
+		return false, w.banned.Sub(now), "per_address"
+	}
 	if now.Sub(w.start) >= perWin {
 		*w = window{start: now}
 	}
 	if w.n >= l.per.N {
+		if ban := time.Duration(l.per.Ban); ban > 0 {
+			w.banned = now.Add(ban)
+			return false, ban, "per_address"
+		}
 		return false, w.start.Add(perWin).Sub(now), "per_address"
 	}
 	if l.all.n >= l.total.N {
@@ -99,7 +107,7 @@ func (l *limiter) sweep() {
 func (l *limiter) sweepLocked(now time.Time) {
 	perWin := time.Duration(l.per.Window)
 	for k, w := range l.windows {
-		if now.Sub(w.start) >= perWin {
+		if now.Sub(w.start) >= perWin && !now.Before(w.banned) {
 			delete(l.windows, k)
 		}
 	}
