@@ -33,8 +33,8 @@ func (StripHeaders) CaddyModule() caddy.ModuleInfo {
 
 // ServeHTTP deletes the headers and passes the request on. Names an idv
 // handler has already handled for this request (deleted, then set from
-// the session) are left alone: Caddy sorts this handler's route, which has
-// no matcher, after the idv route, so it runs after the handler set them.
+// the session) are left alone: the Caddyfile puts this handler first, but
+// a JSON configuration may order the two the other way.
 func (s *StripHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	names := s.Headers
 	if handled, _ := caddyhttp.GetVar(r.Context(), handledVar).([]string); len(handled) > 0 {
