@@ -170,7 +170,27 @@ func (p *provider) token() (string, error) {
 		}
 		return "", fmt.Errorf("token: %w", err)
 	}
+	if !b64token(t.AccessToken) {
+		// Not a bearer token (RFC 6750 §2.1 b64token): never sent on.
+		return "", errors.New("token: the access token is not a bearer token's characters")
+	}
 	return t.AccessToken, nil
+}
+
+// b64token reports whether s may be sent as a bearer token: one or more
+// of A-Z a-z 0-9 - . _ ~ + /, then any '=' (RFC 6750 §2.1).
+func b64token(s string) bool {
+	t := strings.TrimRight(s, "=")
+	if t == "" {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // state is what a login keeps in the sealed pending cookie: the uqudo

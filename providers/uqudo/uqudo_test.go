@@ -530,3 +530,17 @@ func TestBirthdateCentury(t *testing.T) {
 		t.Errorf("formatted = %q", got)
 	}
 }
+
+// TestB64Token: only an RFC 6750 b64token is sent on as a bearer token; an
+// access token with other bytes (invalid UTF-8, spaces, a line break) from
+// a hostile token endpoint is refused before any call carries it.
+func TestB64Token(t *testing.T) {
+	for s, want := range map[string]bool{
+		"eyJhbGciOi.J9-_~+/abc==": true, "abc": true, "": false, "==": false,
+		"a b": false, "a\r\nX-Admin: 1": false, "a\x80\xff": false, "a=b": false, "a,b": false,
+	} {
+		if got := b64token(s); got != want {
+			t.Errorf("b64token(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
