@@ -410,8 +410,10 @@ func (p *provider) lookup(ctx context.Context, t *onekosmos.Tenant, did string) 
 	var wire struct {
 		Data string `json:"data"`
 	}
-	if err := json.Unmarshal(raw, &wire); err != nil {
-		return nil, &rejected{State: providers.Failed, Message: notVerified, Reason: "account lookup: not JSON"}, nil
+	if err := json.Unmarshal(raw, &wire); err != nil || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+		// An object is the answer; null decodes without error but is not
+		// the service's "{}" for an unknown account.
+		return nil, &rejected{State: providers.Failed, Message: notVerified, Reason: "account lookup: not a JSON object"}, nil
 	}
 	if wire.Data == "" {
 		return nil, &rejected{State: providers.Failed, Message: "This BlockID account is not enrolled here.", Reason: "account not found (no data)"}, nil

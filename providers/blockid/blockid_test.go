@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/caddy-idv/caddy-idv/internal/hostile"
 	"github.com/caddy-idv/caddy-idv/providers"
 	"github.com/caddy-idv/caddy-idv/providers/onekosmos"
 	"github.com/caddy-idv/caddy-idv/providers/onekosmos/fake1kosmos"
@@ -429,5 +430,19 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before+2 {
 		t.Fatalf("goroutines: %d before, %d after", before, n)
+	}
+}
+
+// TestNullAccountIsNotAnUnknownAccount: the account lookup answering the
+// JSON literal null (a broken or hostile service) failed the login with
+// "not enrolled here", which the service says with {} or 404 only.
+func TestNullAccountIsNotAnUnknownAccount(t *testing.T) {
+	h := newHarness(t, fake1kosmos.Config{}, nil)
+	login, sid := h.start()
+	h.approve(sid, fake1kosmos.ApproveOptions{})
+	h.fake.InjectFault(fake1kosmos.OpUserInfo, fake1kosmos.Fault{Hostile: hostile.MalformedNull, Times: 1})
+	res := h.mustPoll(login, providers.Failed)
+	if strings.Contains(res.Message, "not enrolled") {
+		t.Fatalf("a null answer said %q", res.Message)
 	}
 }
