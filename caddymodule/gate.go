@@ -41,7 +41,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// 401, can leave a client-supplied value for the upstream: a client
 	// must never be able to set an identity header itself.
 	h.stripIdentityHeaders(r)
-	markHandled(r, h.identityHeaders)
+	markHandled(r, &h.identityHeaders)
 
 	sess, cookie, err := h.session(r)
 	if !errors.Is(err, errNoCredential) && !errors.Is(err, store.ErrUnavailable) {
@@ -272,6 +272,21 @@ func (t *trailerScrubber) Read(p []byte) (int, error) {
 func dropConnectionOptions(hdr http.Header, names []string) {
 	vals, ok := hdr["Connection"]
 	if !ok {
+		return
+	}
+	listed := func(opt string) bool {
+		opt = strings.TrimSpace(opt)
+		return opt != "" && slices.ContainsFunc(names, func(n string) bool { return sameHeader(n, opt) })
+	}
+	// Browsers send "Connection: keep-alive" on every request: leave a
+	// header that names none of ours as it is, without allocating.
+	found := false
+	for _, v := range vals {
+		for opt := range strings.SplitSeq(v, ",") {
+			found = found || listed(opt)
+		}
+	}
+	if !found {
 		return
 	}
 	out := vals[:0:0]

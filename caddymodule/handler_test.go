@@ -362,6 +362,7 @@ func BenchmarkProtectedRequest(b *testing.B) {
 	base := httptest.NewRequest(http.MethodGet, "http://app.example/private", nil)
 	base.Header.Set("Accept", "text/html")
 	base.Header.Set("User-Agent", "bench")
+	base.Header.Set("Connection", "keep-alive") // as browsers send it
 	base.AddCookie(&http.Cookie{Name: "other", Value: "x"})
 	base.AddCookie(&http.Cookie{Name: "idv_session", Value: ref})
 	w := httptest.NewRecorder()

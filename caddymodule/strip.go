@@ -37,7 +37,8 @@ func (StripHeaders) CaddyModule() caddy.ModuleInfo {
 // a JSON configuration may order the two the other way.
 func (s *StripHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	names := s.Headers
-	if handled, _ := caddyhttp.GetVar(r.Context(), handledVar).([]string); len(handled) > 0 {
+	if h, _ := caddyhttp.GetVar(r.Context(), handledVar).(*[]string); h != nil && len(*h) > 0 {
+		handled := *h
 		names = make([]string, 0, len(s.Headers))
 		for _, n := range s.Headers {
 			if !slices.ContainsFunc(handled, func(h string) bool { return sameHeader(h, n) }) {
@@ -54,14 +55,22 @@ func (s *StripHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 // session.
 const handledVar = "idv.identity_headers"
 
-// markHandled records that names were deleted from r and set by an idv
-// handler, so that a StripHeaders after it keeps the values.
-func markHandled(r *http.Request, names []string) {
-	if len(names) == 0 {
+// markHandled records that the names *names were deleted from r and set by
+// an idv handler, so that a StripHeaders after it keeps the values. It
+// stores the pointer: a slice in an interface would cost an allocation on
+// every request.
+func markHandled(r *http.Request, names *[]string) {
+	if len(*names) == 0 {
 		return
 	}
-	prev, _ := caddyhttp.GetVar(r.Context(), handledVar).([]string)
-	caddyhttp.SetVar(r.Context(), handledVar, append(slices.Clip(prev), names...))
+	prev, _ := caddyhttp.GetVar(r.Context(), handledVar).(*[]string)
+	if prev == nil || len(*prev) == 0 {
+		// The common case, one idv handler: *names is never written to.
+		caddyhttp.SetVar(r.Context(), handledVar, names)
+		return
+	}
+	merged := append(slices.Clip(*prev), *names...)
+	caddyhttp.SetVar(r.Context(), handledVar, &merged)
 }
 
 var _ caddyhttp.MiddlewareHandler = (*StripHeaders)(nil)
