@@ -2,8 +2,6 @@ package caddymodule_test
 
 import (
 	"bufio"
-	"context"
-	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
@@ -15,11 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/certmagic"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-idv/caddy-idv/internal/e2e"
-	"github.com/caddy-idv/caddy-idv/store"
 	"github.com/caddy-idv/caddy-idv/token"
 )
 
@@ -385,67 +381,19 @@ func TestUnauthenticatedAnswers(t *testing.T) {
 	}
 }
 
-// stolenKey is the instance's current signing key, read from its storage as
-// an attacker who can read the store would: tests use it to present validly
-// signed tokens with wrong claims or of the wrong kind.
-type stolenKey struct {
-	kid  string
-	priv *ecdsa.PrivateKey
-}
-
-func stealKey(t *testing.T, storage string) *stolenKey {
-	t.Helper()
-	st := store.NewCaddy(&certmagic.FileStorage{Path: storage}, nil, nil)
-	raw, err := st.Get(context.Background(), "keys/signing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []struct {
-		KID     string    `json:"kid"`
-		DER     []byte    `json:"der"`
-		Created time.Time `json:"created"`
-	}
-	if err := json.Unmarshal(raw, &keys); err != nil || len(keys) == 0 {
-		t.Fatalf("stored keys: %v", err)
-	}
-	newest := keys[0]
-	for _, k := range keys {
-		if k.Created.After(newest.Created) {
-			newest = k
-		}
-	}
-	priv, err := x509.ParseECPrivateKey(newest.DER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &stolenKey{kid: newest.KID, priv: priv}
-}
-
-func (k *stolenKey) sign(t *testing.T, c jwt.MapClaims, typ string) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
-	tok.Header["kid"] = k.kid
-	tok.Header["typ"] = typ
-	raw, err := tok.SignedString(k.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
 // siteAudience is the session audience the `site` Caddyfile derives.
 var siteAudience = token.Site{Prefix: "/.idv", Cookie: "idv_session", Providers: []token.SiteProvider{{Name: "demo", Kind: "demo"}}}.SessionAudience()
 
 func TestForgedAndExpiredTokensAreRefused(t *testing.T) {
 	dir := t.TempDir()
 	inst := e2e.Start(t, site, e2e.Options{Storage: dir})
-	key := stealKey(t, dir)
+	key := e2e.StealSigningKey(t, dir)
 	now := time.Now()
 	base := func() jwt.MapClaims {
 		return jwt.MapClaims{"iss": token.DefaultIssuer, "aud": siteAudience, "sub": "demo-x", "iat": now.Unix(), "nbf": now.Unix(),
 			"exp": now.Add(time.Hour).Unix(), "jti": "j", "sid": "s", "auth_time": now.Unix(), "idv": "demo"}
 	}
-	sign := func(c jwt.MapClaims) string { return key.sign(t, c, token.TypSession) }
+	sign := func(c jwt.MapClaims) string { return key.Sign(t, c, token.TypSession) }
 	good := sign(base())
 	with := func(k string, v any) string { c := base(); c[k] = v; return sign(c) }
 
@@ -460,7 +408,7 @@ func TestForgedAndExpiredTokensAreRefused(t *testing.T) {
 	// alg confusion (CVE-2015-9235 class): HMAC keyed with the public key
 	// in every form a confused verifier might use.
 	var hsTokens []string
-	pub, _ := x509.MarshalPKIXPublicKey(&key.priv.PublicKey)
+	pub, _ := x509.MarshalPKIXPublicKey(&key.Private.PublicKey)
 	for _, secret := range [][]byte{jwksBody, pub, []byte(set.Keys[0]["x"].(string))} {
 		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, base())
 		tok.Header["kid"] = kid
@@ -480,9 +428,9 @@ func TestForgedAndExpiredTokensAreRefused(t *testing.T) {
 		"other issuer":           with("iss", "https://evil.example"),
 		"provider not offered":   with("idv", "uqudo"),
 		"audience of the Host":   with("aud", inst.URL),
-		"typ of an ID token":     func() string { return key.sign(t, base(), token.TypID) }(),
-		"typ of an access token": func() string { return key.sign(t, base(), token.TypAccess) }(),
-		"no typ":                 func() string { return key.sign(t, base(), "") }(),
+		"typ of an ID token":     func() string { return key.Sign(t, base(), token.TypID) }(),
+		"typ of an access token": func() string { return key.Sign(t, base(), token.TypAccess) }(),
+		"no typ":                 func() string { return key.Sign(t, base(), "") }(),
 		"alg none":               noneTok,
 		"HS256 jwks":             hsTokens[0],
 		"HS256 spki":             hsTokens[1],

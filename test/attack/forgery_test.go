@@ -72,7 +72,7 @@ func (k tokenKind) typ() string { return [...]string{"idv-session+jwt", "at+jwt"
 type forge struct {
 	s           *suite
 	app         *oidcApp
-	key         *stolenKey
+	key         *e2e.SigningKey
 	ecJWK       json.RawMessage // our ES256 key as /jwks publishes it
 	jwks        []byte
 	rsaKID      string
@@ -121,7 +121,7 @@ func newForge(t *testing.T, s *suite) *forge {
 		var k struct{ Kid, Alg, N, E string }
 		_ = json.Unmarshal(raw, &k)
 		switch {
-		case k.Kid == f.key.kid:
+		case k.Kid == f.key.KID:
 			f.ecJWK = raw
 		case k.Alg == "RS256":
 			n, _ := base64.RawURLEncoding.DecodeString(k.N)
@@ -240,11 +240,11 @@ func ecJWKOf(pub *ecdsa.PublicKey, kid string) map[string]string {
 }
 
 // ours signs with the stolen key.
-func (f *forge) ours() jwsSigner { return es256(f.key.priv) }
+func (f *forge) ours() jwsSigner { return es256(f.key.Private) }
 
 // header is the valid header of kind k.
 func (f *forge) header(k tokenKind) map[string]any {
-	return map[string]any{"alg": "ES256", "kid": f.key.kid, "typ": k.typ()}
+	return map[string]any{"alg": "ES256", "kid": f.key.KID, "typ": k.typ()}
 }
 
 // claims is a copy of kind k's valid claims, fresh in time, changed by
@@ -542,18 +542,18 @@ func forgeryForms() []forgeryForm {
 			return out
 		}},
 		{"HS256 keyed with the public key's bytes", func(f *forge, k tokenKind) []string {
-			ecDER, _ := x509.MarshalPKIXPublicKey(&f.key.priv.PublicKey)
-			point, _ := f.key.priv.PublicKey.Bytes()
+			ecDER, _ := x509.MarshalPKIXPublicKey(&f.key.Private.PublicKey)
+			point, _ := f.key.Private.PublicKey.Bytes()
 			rsaDER, _ := x509.MarshalPKIXPublicKey(f.rsaPub)
 			secrets := []struct {
 				kid    string
 				secret []byte
 			}{
-				{f.key.kid, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: ecDER})},
-				{f.key.kid, ecDER},
-				{f.key.kid, point},
-				{f.key.kid, f.ecJWK},
-				{f.key.kid, f.jwks},
+				{f.key.KID, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: ecDER})},
+				{f.key.KID, ecDER},
+				{f.key.KID, point},
+				{f.key.KID, f.ecJWK},
+				{f.key.KID, f.jwks},
 				{f.rsaKID, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: rsaDER})},
 				{f.rsaKID, pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(f.rsaPub)})},
 			}
@@ -584,13 +584,13 @@ func forgeryForms() []forgeryForm {
 				f.withHeader(k, func(h map[string]any) { delete(h, "kid") }, f.ours()),
 				f.withHeader(k, func(h map[string]any) { h["kid"] = "" }, f.ours()),
 				f.withHeader(k, func(h map[string]any) { h["kid"] = b64url(make([]byte, 32)) }, f.ours()),
-				f.withHeader(k, func(h map[string]any) { h["kid"] = strings.ToUpper(f.key.kid) }, f.ours()),
-				f.withHeader(k, func(h map[string]any) { h["kid"] = f.key.kid + " " }, f.ours()),
+				f.withHeader(k, func(h map[string]any) { h["kid"] = strings.ToUpper(f.key.KID) }, f.ours()),
+				f.withHeader(k, func(h map[string]any) { h["kid"] = f.key.KID + " " }, f.ours()),
 			}
 		}},
 		{"kid with path traversal", func(f *forge, k tokenKind) []string {
 			var out []string
-			for _, kid := range []string{"../../keys/signing", "keys/signing", "../keys/signing-rs256", "/etc/passwd", "file:///etc/passwd", f.key.kid + "/../" + f.key.kid, "..%2f..%2fkeys%2fsigning"} {
+			for _, kid := range []string{"../../keys/signing", "keys/signing", "../keys/signing-rs256", "/etc/passwd", "file:///etc/passwd", f.key.KID + "/../" + f.key.KID, "..%2f..%2fkeys%2fsigning"} {
 				out = append(out, f.withHeader(k, func(h map[string]any) { h["kid"] = kid }, f.ours()))
 			}
 			return out
@@ -598,13 +598,13 @@ func forgeryForms() []forgeryForm {
 		{"kid of 8 KiB", func(f *forge, k tokenKind) []string {
 			return []string{
 				f.withHeader(k, func(h map[string]any) { h["kid"] = strings.Repeat("A", 8<<10) }, f.ours()),
-				f.withHeader(k, func(h map[string]any) { h["kid"] = f.key.kid + strings.Repeat(" ", 8<<10) }, f.ours()),
-				f.withHeader(k, func(h map[string]any) { h["kid"] = f.key.kid + "\u0000" }, f.ours()),
+				f.withHeader(k, func(h map[string]any) { h["kid"] = f.key.KID + strings.Repeat(" ", 8<<10) }, f.ours()),
+				f.withHeader(k, func(h map[string]any) { h["kid"] = f.key.KID + "\u0000" }, f.ours()),
 			}
 		}},
 		{"kid that is not a string", func(f *forge, k tokenKind) []string {
 			var out []string
-			for _, kid := range []any{1234, []string{f.key.kid}, map[string]string{"kid": f.key.kid}, nil, true} {
+			for _, kid := range []any{1234, []string{f.key.KID}, map[string]string{"kid": f.key.KID}, nil, true} {
 				out = append(out, f.withHeader(k, func(h map[string]any) { h["kid"] = kid }, f.ours()))
 			}
 			return out
@@ -612,7 +612,7 @@ func forgeryForms() []forgeryForm {
 		{"jku and x5u headers pointing to the attacker's keys", func(f *forge, k tokenKind) []string {
 			var out []string
 			for _, hdr := range []string{"jku", "x5u"} {
-				for _, kid := range []string{"attacker-1", f.key.kid} {
+				for _, kid := range []string{"attacker-1", f.key.KID} {
 					out = append(out, f.withHeader(k, func(h map[string]any) { h[hdr], h["kid"] = f.keyHost.URL+"/keys", kid }, es256(f.attacker)))
 				}
 			}
@@ -626,7 +626,7 @@ func forgeryForms() []forgeryForm {
 				panic(err)
 			}
 			var out []string
-			for _, kid := range []string{"attacker-1", f.key.kid} {
+			for _, kid := range []string{"attacker-1", f.key.KID} {
 				out = append(out,
 					f.withHeader(k, func(h map[string]any) { h["jwk"], h["kid"] = ecJWKOf(&f.attacker.PublicKey, kid), kid }, es256(f.attacker)),
 					f.withHeader(k, func(h map[string]any) { h["x5c"], h["kid"] = []string{base64.StdEncoding.EncodeToString(der)}, kid }, es256(f.attacker)))
@@ -729,7 +729,7 @@ func forgeryForms() []forgeryForm {
 			panic("no payload with + or / in standard base64")
 		}},
 		{"five segments (JWE-like) or a trailing segment", func(f *forge, k tokenKind) []string {
-			jwe := jsonOf(map[string]string{"alg": "dir", "enc": "A256GCM", "kid": f.key.kid, "typ": k.typ()})
+			jwe := jsonOf(map[string]string{"alg": "dir", "enc": "A256GCM", "kid": f.key.KID, "typ": k.typ()})
 			valid := f.valid(k, nil)
 			return []string{
 				b64url(jwe) + ".." + b64url(make([]byte, 12)) + "." + b64url(jsonOf(f.claims(k, nil))) + "." + b64url(make([]byte, 16)),
@@ -781,7 +781,7 @@ func forgeryForms() []forgeryForm {
 		{"malformed ECDSA signature (zeros, the curve order, DER, truncated)", func(f *forge, k tokenKind) []string {
 			n := elliptic.P256().Params().N
 			der := func(in []byte) []byte {
-				r, s := ecdsaSign(f.key.priv, in)
+				r, s := ecdsaSign(f.key.Private, in)
 				b, _ := asn1.Marshal(struct{ R, S *big.Int }{r, s})
 				return b
 			}
@@ -908,7 +908,7 @@ func (f *forge) confusions() []attack {
 				"jti": "lt-" + pkceVerifier()[:16], "sub": f.victimSub, "sid": f.victimSID,
 				"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
 			}
-			raw := f.token(map[string]any{"alg": "ES256", "kid": f.key.kid, "typ": "logout+jwt"}, claims, f.ours())
+			raw := f.token(map[string]any{"alg": "ES256", "kid": f.key.KID, "typ": "logout+jwt"}, claims, f.ours())
 			f.refusedAsSession(t, raw)
 			f.refusedAsAccess(t, raw)
 			f.refusedAsHint(t, raw)

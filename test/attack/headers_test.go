@@ -116,7 +116,7 @@ func TestAttackHeaderSpoofing(t *testing.T) {
 		}
 		c["jti"] = fmt.Sprintf("forged-%d-%d", n, time.Now().UnixNano())
 		edit(c)
-		return s.signingKey(t).sign(t, c, "idv-session+jwt")
+		return s.signingKey(t).Sign(t, c, "idv-session+jwt")
 	}
 	// refusedClaim: a forged session whose claim cannot be a header value
 	// is refused with 403 (never a 502 from a broken upstream request) and
@@ -307,7 +307,7 @@ func TestAttackHeaderSpoofing(t *testing.T) {
 			c := claimsOf(t, ps.bearer(t, b))
 			c["jti"] = "forged-placeholder"
 			c["name"] = "{env.APP_SECRET}{http.request.header.Cookie}"
-			raw := ps.signingKey(t).sign(t, c, "idv-session+jwt")
+			raw := ps.signingKey(t).Sign(t, c, "idv-session+jwt")
 			a := do(t, e2e.NewBrowser(), http.MethodGet, ps.url("/ph"), nil, map[string]string{"Authorization": "Bearer " + raw, "Cookie": "x=leak"})
 			spoofPlaceholders(t, a, c["sub"].(string), "{env.APP_SECRET}{http.request.header.Cookie}")
 		}},

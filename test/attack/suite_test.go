@@ -17,8 +17,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,13 +32,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/certmagic"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-idv/caddy-idv/internal/e2e"
 	"github.com/caddy-idv/caddy-idv/internal/leaktest"
 	"github.com/caddy-idv/caddy-idv/providers/marksign/fakemarksign"
-	"github.com/caddy-idv/caddy-idv/store"
 )
 
 // minCases is how many named cases a full run has at least; a full run with
@@ -157,7 +153,7 @@ type suite struct {
 	secret   string // the confidential OIDC client's secret
 	rp       string // the registered OIDC redirect origin
 	keysOnce sync.Once
-	key      *stolenKey
+	key      *e2e.SigningKey
 }
 
 // options tune a suite for a class.
@@ -435,63 +431,16 @@ func (s *suite) bearer(t *testing.T, b *e2e.Browser) string {
 	return out.Token
 }
 
-// stolenKey is the instance's newest session signing key, read from its
+// signingKey is the instance's newest session signing key, read from its
 // storage as an attacker who can read the store could: tokens it signs are
 // valid by signature, so a case tests every other check.
-type stolenKey struct {
-	kid  string
-	priv *ecdsa.PrivateKey
-}
-
-func (s *suite) signingKey(t *testing.T) *stolenKey {
+func (s *suite) signingKey(t *testing.T) *e2e.SigningKey {
 	t.Helper()
-	s.keysOnce.Do(func() {
-		st := store.NewCaddy(&certmagic.FileStorage{Path: s.storage}, nil, nil)
-		raw, err := st.Get(context.Background(), "keys/signing")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var keys []struct {
-			KID     string    `json:"kid"`
-			DER     []byte    `json:"der"`
-			Created time.Time `json:"created"`
-		}
-		if err := json.Unmarshal(raw, &keys); err != nil || len(keys) == 0 {
-			t.Fatalf("stored keys: %v", err)
-		}
-		newest := keys[0]
-		for _, k := range keys {
-			if k.Created.After(newest.Created) {
-				newest = k
-			}
-		}
-		priv, err := x509.ParseECPrivateKey(newest.DER)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.key = &stolenKey{kid: newest.KID, priv: priv}
-	})
+	s.keysOnce.Do(func() { s.key = e2e.StealSigningKey(t, s.storage) })
 	if s.key == nil {
 		t.Fatal("no signing key")
 	}
 	return s.key
-}
-
-// sign signs claims with the stolen key, with the given typ (none: no typ).
-func (k *stolenKey) sign(t *testing.T, c jwt.MapClaims, typ string) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
-	tok.Header["kid"] = k.kid
-	if typ != "" {
-		tok.Header["typ"] = typ
-	} else {
-		delete(tok.Header, "typ")
-	}
-	raw, err := tok.SignedString(k.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
 }
 
 // claimsOf decodes the payload of a compact JWS without verifying it.
