@@ -31,7 +31,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caddy-idv/caddy-idv/internal/hostile"
+	"github.com/caddy-idv/caddy-idv/internal/faults"
 )
 
 // Account is a Mobile-ID user: a phone number bound to a personal code.
@@ -70,16 +70,8 @@ type Outcome struct {
 	SingleBase64  bool     // certificate.value with one base64 layer
 }
 
-// Fault makes requests to one route misbehave.
-type Fault struct {
-	Status int           // answer this status with Body instead of the real answer
-	Body   string        // body for Status; with Status 0, replaces a 200 answer's body
-	Delay  time.Duration // wait this long first (or until the client gives up)
-	// Hostile spoils the answer (the real one, or Status and Body) in a
-	// hostile mode: huge, endless, truncated, malformed, slow or hanging.
-	Hostile hostile.Mode
-	Times   int // how many requests it applies to; 0 = until ClearFaults
-}
+// Fault makes requests to one route misbehave (see internal/faults).
+type Fault = faults.Fault
 
 // Routes that Inject and Count name.
 const (
@@ -102,8 +94,7 @@ type Server struct {
 	caPEM  []byte
 	mu     sync.Mutex
 	byTok  map[string]*session
-	faults map[string]*Fault
-	counts map[string]int
+	faults faults.Table
 	last   string
 }
 
@@ -132,7 +123,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, byTok: map[string]*session{}, faults: map[string]*Fault{}, counts: map[string]int{}}
+	s := &Server{opts: opts, byTok: map[string]*session{}}
 	var err error
 	if s.ca, s.caKey, err = newCA("TEST of ESTEID-SK 2015", opts.Now()); err != nil {
 		return nil, err
@@ -183,23 +174,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // Inject makes route misbehave as f says.
 func (s *Server) Inject(route string, f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults[route] = &f
+	s.faults.Inject(route, f)
 }
 
 // ClearFaults removes every injected fault.
 func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = map[string]*Fault{}
+	s.faults.Clear()
 }
 
 // Count reports how many requests route has received.
 func (s *Server) Count(route string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts[route]
+	return s.faults.Count(route)
 }
 
 // LastToken returns the session token of the newest session.
@@ -278,38 +263,7 @@ func errorBody(code int, msg string) map[string]any {
 
 // route counts requests and applies faults before h.
 func (s *Server) route(name string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.counts[name]++
-		var f Fault
-		if p := s.faults[name]; p != nil {
-			f = *p
-			if p.Times > 0 {
-				if p.Times--; p.Times == 0 {
-					delete(s.faults, name)
-				}
-			}
-		}
-		s.mu.Unlock()
-		if f.Delay > 0 {
-			select {
-			case <-time.After(f.Delay):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		next := h
-		if f.Status != 0 || f.Body != "" {
-			next = func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				if f.Status != 0 {
-					w.WriteHeader(f.Status)
-				}
-				_, _ = io.WriteString(w, f.Body)
-			}
-		}
-		hostile.Serve(w, r, f.Hostile, next)
-	}
+	return s.faults.Route(name, h)
 }
 
 func (s *Server) write(w http.ResponseWriter, status int, v any) {

@@ -30,7 +30,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/caddy-idv/caddy-idv/internal/hostile"
+	"github.com/caddy-idv/caddy-idv/internal/faults"
 )
 
 // Options configures a fake. Zero values take the defaults shown.
@@ -91,16 +91,8 @@ type Result struct {
 	Raw        string        // serve this body instead of a JWS (malformed)
 }
 
-// Fault makes requests to one route misbehave.
-type Fault struct {
-	Status int           // answer this status (with Body) instead of the real answer
-	Body   string        // body for Status; also replaces a 200 answer's body when Status is 0
-	Delay  time.Duration // wait this long first (or until the client gives up)
-	// Hostile spoils the answer (the real one, or Status and Body) in a
-	// hostile mode: huge, endless, truncated, malformed, slow or hanging.
-	Hostile hostile.Mode
-	Times   int // how many requests it applies to; 0 = until ClearFaults
-}
+// Fault makes requests to one route misbehave (see internal/faults).
+type Fault = faults.Fault
 
 // Routes that Fail and Count name.
 const (
@@ -132,8 +124,7 @@ type Server struct {
 	byQR      map[string]*session
 	results   map[string]string
 	images    map[string]time.Time
-	faults    map[string]*Fault
-	counts    map[string]int
+	faults    faults.Table
 	last      *session
 }
 
@@ -177,7 +168,7 @@ func New(opts Options) (*Server, error) {
 		opts: opts, key: key, kid: kidOf(&key.PublicKey),
 		published: map[string]*rsa.PublicKey{}, pending: map[string]*rsa.PublicKey{},
 		tokens: map[string]time.Time{}, sessions: map[string]*session{}, byQR: map[string]*session{},
-		results: map[string]string{}, images: map[string]time.Time{}, faults: map[string]*Fault{}, counts: map[string]int{},
+		results: map[string]string{}, images: map[string]time.Time{},
 	}
 	s.published[s.kid] = &key.PublicKey
 	mux := http.NewServeMux()
@@ -206,23 +197,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // Fail injects f into route until it has applied f.Times times.
 func (s *Server) Fail(route string, f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults[route] = &f
+	s.faults.Inject(route, f)
 }
 
 // ClearFaults removes every injected fault.
 func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = map[string]*Fault{}
+	s.faults.Clear()
 }
 
 // Count reports how many requests route has received.
 func (s *Server) Count(route string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts[route]
+	return s.faults.Count(route)
 }
 
 // LastSession returns the id and qrCodeText of the newest QR session.
@@ -301,38 +286,7 @@ func (s *Server) alive(ss *session) bool {
 
 // route counts requests and applies faults before h.
 func (s *Server) route(name string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.counts[name]++
-		var f Fault
-		if p := s.faults[name]; p != nil {
-			f = *p
-			if p.Times > 0 {
-				if p.Times--; p.Times == 0 {
-					delete(s.faults, name)
-				}
-			}
-		}
-		s.mu.Unlock()
-		if f.Delay > 0 {
-			select {
-			case <-time.After(f.Delay):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		next := h
-		if f.Status != 0 || f.Body != "" {
-			next = func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				if f.Status != 0 {
-					w.WriteHeader(f.Status)
-				}
-				_, _ = io.WriteString(w, f.Body)
-			}
-		}
-		hostile.Serve(w, r, f.Hostile, next)
-	}
+	return s.faults.Route(name, h)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
