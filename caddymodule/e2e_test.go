@@ -1,13 +1,11 @@
 package caddymodule_test
 
 import (
-	"bufio"
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -577,7 +575,7 @@ func TestRateLimit(t *testing.T) {
 // TestOpenRedirectCorpus sends every payload of the shared corpus as rd to
 // every endpoint that redirects; each must end on a local path.
 func TestOpenRedirectCorpus(t *testing.T) {
-	payloads := corpus(t)
+	payloads := e2e.RedirectCorpus(t)
 	inst := e2e.Start(t, site, e2e.Options{})
 	b := e2e.NewBrowser()
 	for _, p := range payloads {
@@ -616,27 +614,6 @@ func assertLocal(t *testing.T, payload, loc string) {
 		}
 		cur = next
 	}
-}
-
-func corpus(t *testing.T) []string {
-	t.Helper()
-	// The repository's copy of oauth2-proxy's corpus (MIT, see its README).
-	f, err := os.Open(e2e.RepoPath("templates", "testdata", "openredirects.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if line := sc.Text(); line != "" {
-			out = append(out, line)
-		}
-	}
-	if len(out) < 500 {
-		t.Fatalf("corpus has only %d payloads", len(out))
-	}
-	return out
 }
 
 func TestKeysSurviveRestart(t *testing.T) {

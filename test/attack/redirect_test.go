@@ -195,7 +195,7 @@ func TestAttackOpenRedirect(t *testing.T) {
 	}
 	runClass(t, classRedirect, attacks)
 
-	payloads := corpus(t)
+	payloads := e2e.RedirectCorpus(t)
 	for _, r := range redirectors(s, t) {
 		t.Run("corpus/"+r.name, func(t *testing.T) {
 			// Several at once: the corpus is long, the machine small.

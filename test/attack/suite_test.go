@@ -14,7 +14,6 @@
 package attack_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -498,26 +497,6 @@ func echoOf(t *testing.T, a answer) echo {
 		t.Fatalf("answer %v did not come from the upstream", a)
 	}
 	return e
-}
-
-// corpus is oauth2-proxy's open-redirect corpus (MIT licence; see
-// templates/testdata/README.md), one payload a line.
-func corpus(t *testing.T) []string {
-	t.Helper()
-	f, err := os.Open(e2e.RepoPath("templates", "testdata", "openredirects.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		out = append(out, sc.Text()) // the empty line too: an empty rd
-	}
-	if len(out) != 559 {
-		t.Fatalf("corpus has %d payloads; want 559", len(out))
-	}
-	return out
 }
 
 // assertLocal fails t unless target, a redirect target the server chose,
